@@ -1,0 +1,35 @@
+# The two commands of the README: `make demo` and `make test`. Both create the virtual
+# environment on first use and reinstall when pyproject.toml or constraints.txt change.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed-dev
+EXTRAS ?= dev
+
+.PHONY: install demo test lint format clean
+
+$(INSTALLED): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	# constraints.txt pins torch to the CPU build on these machines (see README).
+	$(BIN)/python -m pip install --quiet --constraint constraints.txt --editable '.[$(EXTRAS)]'
+	touch $@
+
+install: $(INSTALLED)
+
+demo: $(INSTALLED)
+	$(BIN)/python examples/plot_log_mel_front_end.py
+
+test: $(INSTALLED)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+lint: $(INSTALLED)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(INSTALLED)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) outputs .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,37 @@
+"""Bird-sound classification with the scikit-learn API.
+
+The public API is re-exported here. Submodules are imported on first use, so
+``import sklearn_birdaudio`` stays fast (torch and librosa load only when needed).
+"""
+
+from importlib import import_module
+
+__version__ = "0.1.0.dev0"
+
+_EXPORTS = {
+    "AudioError": "audio",
+    "AudioInfo": "audio",
+    "audio_info": "audio",
+    "load_audio": "audio",
+    "stream_audio": "audio",
+    "MelSpectrogramTransformer": "features",
+    "LogMelSpectrogram": "features",
+    "valid_frames": "features",
+    "make_birdsong": "datasets",
+    "load_folder": "datasets",
+    "load_manifest": "datasets",
+}
+
+__all__ = [*_EXPORTS, "__version__"]
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(__all__)

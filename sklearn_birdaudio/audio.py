@@ -1,0 +1,489 @@
+"""Reading, validating and resampling audio; streaming blocks of long recordings.
+
+Everything that turns a file or an array into a waveform goes through this module, so
+that every kind of bad input ends in one exception type, :class:`AudioError`, whose
+message names the input, what was wrong and what was expected.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import soundfile
+import soxr
+
+__all__ = [
+    "AudioError",
+    "AudioInfo",
+    "audio_info",
+    "load_audio",
+    "stream_audio",
+]
+
+logger = logging.getLogger(__name__)
+
+AudioSource = str | os.PathLike | np.ndarray
+
+ARRAY_INPUT = "array input"
+# Formats that libsndfile decodes and that we test; others it knows (AIFF, ...) also work.
+TESTED_FORMATS = "WAV, FLAC, OGG or MP3"
+# soxr's "high quality" preset: the same quality librosa uses by default ("soxr_hq").
+RESAMPLE_QUALITY = "HQ"
+# Blocks read from disk while streaming, in source frames: large enough to amortise the
+# per-call overhead of libsndfile and soxr, small enough to keep memory flat.
+READ_BLOCK_FRAMES = 1 << 16
+# libsndfile's parse log line for a WAV/AIFF data chunk larger than the file holds.
+_TRUNCATED_DATA_CHUNK = re.compile(r"data\s*:\s*(?P<declared>\d+)\s*\(should be (?P<present>\d+)\)")
+
+
+class AudioError(ValueError):
+    """An audio input (file or array) could not be turned into a valid waveform.
+
+    The message names the file (or ``"array input"``), what was wrong and what was
+    expected. It subclasses :class:`ValueError`, so code that already catches
+    ``ValueError`` for bad input keeps working.
+    """
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """What the header of an audio file says, without decoding it.
+
+    Attributes
+    ----------
+    path : str
+        The file.
+    sample_rate : int
+        Its sample rate in Hz.
+    n_channels : int
+        Number of channels.
+    n_frames : int
+        Number of sample frames (samples per channel).
+    format : str
+        The container format as libsndfile names it (``"WAV"``, ``"MP3"``, ...).
+    """
+
+    path: str
+    sample_rate: int
+    n_channels: int
+    n_frames: int
+    format: str
+
+    @property
+    def duration_seconds(self) -> float:
+        """Length of the recording in seconds."""
+        return self.n_frames / self.sample_rate
+
+
+def _check_rate(value, name: str) -> int:
+    """Validate a sample-rate parameter: a positive integer number of Hz."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer, float, np.floating)):
+        raise ValueError(f"{name} must be a positive number of Hz, got {value!r}.")
+    if not np.isfinite(value) or value <= 0 or float(value) != int(value):
+        raise ValueError(f"{name} must be a positive whole number of Hz, got {value!r}.")
+    return int(value)
+
+
+def _check_path(source) -> str:
+    """Return ``source`` as a string path to an existing, non-empty regular file."""
+    path = os.fspath(source)
+    if not os.path.exists(path):
+        raise AudioError(f"{path}: file not found; expected a path to a {TESTED_FORMATS} file.")
+    if os.path.isdir(path):
+        raise AudioError(f"{path}: is a directory; expected a path to a {TESTED_FORMATS} file.")
+    if os.path.getsize(path) == 0:
+        raise AudioError(f"{path}: file is empty (0 bytes); expected {TESTED_FORMATS} audio.")
+    return path
+
+
+def _truncation(sound_file: soundfile.SoundFile) -> str | None:
+    """Describe the truncation libsndfile noticed while parsing the header, if any.
+
+    libsndfile opens a truncated WAV or OGG without error and silently reports only the
+    frames present; its parse log (``extra_info``) says what the header declared.
+    """
+    log = sound_file.extra_info
+    chunk = _TRUNCATED_DATA_CHUNK.search(log)
+    if chunk and int(chunk.group("declared")) > int(chunk.group("present")):
+        return (
+            f"the header declares {chunk.group('declared')} bytes of audio data but only "
+            f"{chunk.group('present')} are present"
+        )
+    if "lacks an end-of-stream bit" in log:
+        return "the last Ogg page lacks its end-of-stream marker"
+    return None
+
+
+def _open(path: str) -> soundfile.SoundFile:
+    """Open ``path`` with libsndfile, translating its errors into :class:`AudioError`."""
+    try:
+        sound_file = soundfile.SoundFile(path)
+    except (soundfile.LibsndfileError, RuntimeError, TypeError) as error:
+        raise AudioError(
+            f"{path}: cannot be decoded as audio ({error}); expected a {TESTED_FORMATS} file."
+        ) from error
+    problem = _truncation(sound_file)
+    if problem:
+        sound_file.close()
+        raise AudioError(f"{path}: truncated: {problem}; expected a complete file.")
+    return sound_file
+
+
+def audio_info(source: str | os.PathLike) -> AudioInfo:
+    """Read the header of an audio file.
+
+    Parameters
+    ----------
+    source : str or path-like
+        Path to a WAV, FLAC, OGG or MP3 file.
+
+    Returns
+    -------
+    AudioInfo
+        Sample rate, number of channels and frames, format.
+
+    Raises
+    ------
+    AudioError
+        If the file is missing, empty, a directory, or not decodable audio.
+
+    Examples
+    --------
+    >>> import numpy as np, soundfile, tempfile, os
+    >>> path = os.path.join(tempfile.mkdtemp(), "tone.wav")
+    >>> soundfile.write(path, np.zeros(16000), 16000)
+    >>> audio_info(path).duration_seconds
+    1.0
+    """
+    path = _check_path(source)
+    with _open(path) as sound_file:
+        return AudioInfo(
+            path=path,
+            sample_rate=int(sound_file.samplerate),
+            n_channels=int(sound_file.channels),
+            n_frames=int(sound_file.frames),
+            format=str(sound_file.format),
+        )
+
+
+def _to_float_waveform(array, name: str) -> np.ndarray:
+    """Validate an array waveform and return it as float32 of shape (n_channels, n_samples).
+
+    1-D arrays are mono. 2-D arrays are accepted in librosa's layout
+    ``(n_channels, n_samples)`` or soundfile's ``(n_samples, n_channels)``: the shorter axis
+    is taken as the channel axis. Integer PCM is scaled to [-1, 1) as soundfile does.
+    """
+    waveform = np.asarray(array)
+    if waveform.dtype == object or not (
+        np.issubdtype(waveform.dtype, np.floating) or np.issubdtype(waveform.dtype, np.integer)
+    ):
+        raise AudioError(
+            f"{name}: has dtype {waveform.dtype}; expected a real floating-point or integer "
+            "PCM waveform."
+        )
+    if waveform.size == 0 and waveform.ndim <= 2:
+        raise AudioError(f"{name}: contains no samples; expected at least one sample.")
+    if waveform.ndim == 2:
+        if waveform.shape[0] == waveform.shape[1]:
+            raise AudioError(
+                f"{name}: 2-D array of shape {waveform.shape} is ambiguous; expected "
+                "(n_channels, n_samples) with fewer channels than samples."
+            )
+        if waveform.shape[0] > waveform.shape[1]:
+            waveform = waveform.T
+    elif waveform.ndim == 1:
+        waveform = waveform[np.newaxis, :]
+    else:
+        raise AudioError(
+            f"{name}: has {waveform.ndim} dimensions (shape {waveform.shape}); expected a 1-D "
+            "mono waveform or a 2-D (n_channels, n_samples) array."
+        )
+    if np.issubdtype(waveform.dtype, np.integer):
+        info = np.iinfo(waveform.dtype)
+        scale = float(-int(info.min)) if info.min < 0 else float(info.max + 1) / 2
+        offset = 0.0 if info.min < 0 else scale
+        return ((waveform.astype(np.float64) - offset) / scale).astype(np.float32)
+    return _check_finite(waveform.astype(np.float32, copy=False), name)
+
+
+def _check_finite(waveform: np.ndarray, name: str, start_seconds: float = 0.0, rate=None):
+    """Raise :class:`AudioError` if ``waveform`` holds NaN or infinite samples."""
+    finite = np.isfinite(waveform)
+    if not finite.all():
+        first_bad = int(np.argmax(~finite.reshape(-1, waveform.shape[-1]).all(axis=0)))
+        where = f"sample {first_bad}"
+        if rate:
+            where = f"{start_seconds + first_bad / rate:.3f} s"
+        raise AudioError(
+            f"{name}: contains {int((~finite).sum())} NaN or infinite sample(s), the first at "
+            f"{where}; expected finite samples."
+        )
+    return waveform
+
+
+def _mix_and_resample(
+    waveform: np.ndarray, source_rate: int, sample_rate: int, mono: bool, name: str
+) -> np.ndarray:
+    """Average channels (if ``mono``) and resample a (n_channels, n_samples) waveform."""
+    if waveform.shape[-1] * sample_rate < source_rate / 2:
+        raise AudioError(
+            f"{name}: {waveform.shape[-1]} sample(s) at {source_rate} Hz is shorter than one "
+            f"sample at sample_rate={sample_rate} Hz; expected a longer recording."
+        )
+    if mono:
+        waveform = waveform.mean(axis=0, dtype=np.float32)
+    elif waveform.shape[0] == 1:
+        waveform = waveform[0]
+    if source_rate != sample_rate:
+        # soxr works on (n_samples, n_channels); mono stays 1-D.
+        waveform = soxr.resample(waveform.T, source_rate, sample_rate, quality=RESAMPLE_QUALITY).T
+    return np.ascontiguousarray(waveform, dtype=np.float32)
+
+
+def load_audio(
+    source: AudioSource,
+    sample_rate: int = 32000,
+    mono: bool = True,
+    source_rate: int | None = None,
+    offset_seconds: float = 0.0,
+    duration_seconds: float | None = None,
+) -> np.ndarray:
+    """Load a recording (file or array) as a float32 waveform at ``sample_rate``.
+
+    Parameters
+    ----------
+    source : str, path-like or ndarray
+        A path to a WAV, FLAC, OGG or MP3 file (anything libsndfile decodes), or a waveform:
+        1-D (mono) or 2-D, in librosa's ``(n_channels, n_samples)`` or soundfile's
+        ``(n_samples, n_channels)`` layout: the shorter axis is taken as the channels
+        (true of any recording longer than its channel count; a square array is
+        rejected as ambiguous). Integer arrays are PCM and are scaled to [-1, 1).
+    sample_rate : int, default=32000
+        Sample rate of the returned waveform in Hz; the input is resampled with soxr
+        (high quality) when its rate differs.
+    mono : bool, default=True
+        Average the channels into one. With ``mono=False`` a multi-channel input is
+        returned as ``(n_channels, n_samples)``.
+    source_rate : int, optional
+        Sample rate of an array ``source``. ``None`` means it is already at
+        ``sample_rate``. Must be ``None`` for files, whose header gives their rate.
+    offset_seconds : float, default=0.0
+        Start reading this many seconds into the recording.
+    duration_seconds : float, optional
+        Read at most this many seconds (all the rest when ``None``). Only that part of a
+        file is decoded.
+
+    Returns
+    -------
+    waveform : ndarray of float32, shape (n_samples,) or (n_channels, n_samples)
+        The waveform at ``sample_rate``.
+
+    Raises
+    ------
+    AudioError
+        For any input that is not valid audio: missing path, directory, empty or
+        non-audio file, a file whose data ends before its header says, zero samples,
+        NaN or infinite samples, arrays of the wrong dimension or dtype, or an offset
+        past the end. The message names the file (or "array input").
+    ValueError
+        For invalid parameters (``sample_rate``, ``source_rate``, offsets).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> stereo = np.zeros((2, 44100), dtype=np.float32)
+    >>> load_audio(stereo, sample_rate=32000, source_rate=44100).shape
+    (32000,)
+    """
+    sample_rate = _check_rate(sample_rate, "sample_rate")
+    if offset_seconds is None or not np.isfinite(offset_seconds) or offset_seconds < 0:
+        raise ValueError(f"offset_seconds must be a finite number >= 0, got {offset_seconds!r}.")
+    if duration_seconds is not None and not (
+        np.isfinite(duration_seconds) and duration_seconds > 0
+    ):
+        raise ValueError(
+            f"duration_seconds must be a positive number or None, got {duration_seconds!r}."
+        )
+
+    if isinstance(source, (str, os.PathLike)):
+        if source_rate is not None:
+            raise ValueError(
+                f"source_rate is only for array inputs; {os.fspath(source)} has its rate in "
+                f"its header, got source_rate={source_rate!r}."
+            )
+        name = os.fspath(source)
+        waveform, rate = _read_file(source, offset_seconds, duration_seconds)
+        waveform = _check_finite(waveform, name)
+    else:
+        name = ARRAY_INPUT
+        rate = sample_rate if source_rate is None else _check_rate(source_rate, "source_rate")
+        waveform = _to_float_waveform(source, name)
+        start = int(round(offset_seconds * rate))
+        stop = None if duration_seconds is None else start + int(round(duration_seconds * rate))
+        if start >= waveform.shape[1] and start > 0:
+            raise AudioError(
+                f"{name}: offset_seconds={offset_seconds} is past the end of the "
+                f"{waveform.shape[1] / rate:.3f} s waveform."
+            )
+        waveform = waveform[:, start:stop]
+    return _mix_and_resample(waveform, rate, sample_rate, mono, name)
+
+
+def _read_file(
+    source, offset_seconds: float, duration_seconds: float | None
+) -> tuple[np.ndarray, int]:
+    """Decode (part of) a file into a float32 (n_channels, n_samples) array and its rate."""
+    path = _check_path(source)
+    with _open(path) as sound_file:
+        rate = int(sound_file.samplerate)
+        declared_frames = int(sound_file.frames)
+        start = int(round(offset_seconds * rate))
+        if declared_frames == 0:
+            raise AudioError(f"{path}: contains no samples; expected at least one sample.")
+        if start >= declared_frames and start > 0:
+            raise AudioError(
+                f"{path}: offset_seconds={offset_seconds} is past the end of the "
+                f"{declared_frames / rate:.3f} s recording."
+            )
+        wanted = declared_frames - start
+        if duration_seconds is not None:
+            wanted = min(wanted, int(round(duration_seconds * rate)))
+        try:
+            if start:
+                sound_file.seek(start)
+            data = sound_file.read(wanted, dtype="float32", always_2d=True)
+        except (soundfile.LibsndfileError, RuntimeError) as error:
+            raise AudioError(
+                f"{path}: decoding failed ({error}); the file may be truncated or corrupt."
+            ) from error
+    if data.shape[0] < wanted:
+        raise AudioError(
+            f"{path}: truncated: the header declares {declared_frames} frames "
+            f"({declared_frames / rate:.3f} s) but the data ends after "
+            f"{start + data.shape[0]} frames; expected a complete file."
+        )
+    return data.T, rate
+
+
+def stream_audio(
+    source: AudioSource,
+    block_seconds: float,
+    sample_rate: int = 32000,
+    mono: bool = True,
+    source_rate: int | None = None,
+) -> Iterator[np.ndarray]:
+    """Yield consecutive fixed-length blocks of a recording at ``sample_rate``.
+
+    The file is decoded and resampled incrementally (soxr's streaming resampler, so block
+    boundaries leave no artefacts): memory stays flat however long the recording is.
+    Concatenating the blocks gives the waveform :func:`load_audio` returns, up to the
+    resampler's rounding.
+
+    Parameters
+    ----------
+    source : str, path-like or ndarray
+        A path to an audio file, or a waveform as accepted by :func:`load_audio`.
+    block_seconds : float
+        Length of each block in seconds; every block but the last has exactly
+        ``round(block_seconds * sample_rate)`` samples.
+    sample_rate : int, default=32000
+        Sample rate of the blocks in Hz.
+    mono : bool, default=True
+        Average channels into one; otherwise blocks are ``(n_channels, n_samples)``.
+    source_rate : int, optional
+        Sample rate of an array ``source`` (``None``: already at ``sample_rate``).
+
+    Yields
+    ------
+    block : ndarray of float32, shape (n_samples,) or (n_channels, n_samples)
+        The next block; the last one holds what remains and may be shorter.
+
+    Raises
+    ------
+    AudioError
+        As :func:`load_audio`, raised when the bad part of the file is reached (the
+        message then says at which second).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> blocks = list(stream_audio(np.zeros(70000, dtype=np.float32), block_seconds=1.0))
+    >>> [len(block) for block in blocks]
+    [32000, 32000, 6000]
+    """
+    sample_rate = _check_rate(sample_rate, "sample_rate")
+    if not (np.isfinite(block_seconds) and block_seconds > 0):
+        raise ValueError(f"block_seconds must be a positive number, got {block_seconds!r}.")
+    block_samples = max(1, int(round(block_seconds * sample_rate)))
+
+    if not isinstance(source, (str, os.PathLike)):
+        waveform = load_audio(source, sample_rate, mono=mono, source_rate=source_rate)
+        for start in range(0, waveform.shape[-1], block_samples):
+            yield waveform[..., start : start + block_samples]
+        return
+    if source_rate is not None:
+        raise ValueError(f"source_rate is only for array inputs, got source_rate={source_rate!r}.")
+    yield from _stream_file(source, block_samples, sample_rate, mono)
+
+
+def _stream_file(source, block_samples: int, sample_rate: int, mono: bool) -> Iterator[np.ndarray]:
+    """Generator behind :func:`stream_audio` for files."""
+    path = _check_path(source)
+    with _open(path) as sound_file:
+        rate = int(sound_file.samplerate)
+        declared_frames = int(sound_file.frames)
+        n_channels = 1 if mono else int(sound_file.channels)
+        if declared_frames == 0:
+            raise AudioError(f"{path}: contains no samples; expected at least one sample.")
+        resampler = (
+            soxr.ResampleStream(
+                rate, sample_rate, n_channels, dtype="float32", quality=RESAMPLE_QUALITY
+            )
+            if rate != sample_rate
+            else None
+        )
+        pending: list[np.ndarray] = []
+        frames_read = 0
+        finished = False
+        while not finished:
+            try:
+                data = sound_file.read(READ_BLOCK_FRAMES, dtype="float32", always_2d=True)
+            except (soundfile.LibsndfileError, RuntimeError) as error:
+                raise AudioError(
+                    f"{path}: decoding failed after {frames_read / rate:.3f} s ({error}); the "
+                    "file may be truncated or corrupt."
+                ) from error
+            finished = data.shape[0] < READ_BLOCK_FRAMES
+            if data.shape[0]:
+                _check_finite(data.T, path, start_seconds=frames_read / rate, rate=rate)
+            frames_read += data.shape[0]
+            chunk = data.mean(axis=1, dtype=np.float32) if mono else data
+            if resampler is not None:
+                chunk = resampler.resample_chunk(chunk, last=finished)
+            if chunk.shape[0]:
+                pending.append(chunk)
+            n_pending = sum(part.shape[0] for part in pending)
+            if n_pending < block_samples and not (finished and n_pending):
+                continue
+            buffer = np.concatenate(pending, axis=0) if len(pending) > 1 else pending[0]
+            n_full = buffer.shape[0] // block_samples
+            for index in range(n_full):
+                yield np.ascontiguousarray(
+                    buffer[index * block_samples : (index + 1) * block_samples].T
+                )
+            rest = buffer[n_full * block_samples :]
+            pending = [rest] if rest.shape[0] else []
+            if finished and pending:
+                yield np.ascontiguousarray(rest.T)
+        if frames_read < declared_frames:
+            raise AudioError(
+                f"{path}: truncated: the header declares {declared_frames} frames "
+                f"({declared_frames / rate:.3f} s) but the data ends after {frames_read} frames; "
+                "expected a complete file."
+            )
+    logger.debug("streamed %s: %d frames at %d Hz", path, frames_read, rate)
