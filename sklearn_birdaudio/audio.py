@@ -179,7 +179,15 @@ def _to_float_waveform(array, name: str) -> np.ndarray:
     is taken as the channel axis. Integer PCM is scaled to [-1, 1) as soundfile does.
     """
     waveform = np.asarray(array)
-    if waveform.dtype == object or not (
+    if waveform.dtype == object:  # e.g. numbers in a pandas object column
+        try:
+            waveform = waveform.astype(np.float64)
+        except (TypeError, ValueError) as error:
+            raise AudioError(
+                f"{name}: holds non-numeric values ({error}); expected a real floating-point "
+                "or integer PCM waveform."
+            ) from error
+    if not (
         np.issubdtype(waveform.dtype, np.floating) or np.issubdtype(waveform.dtype, np.integer)
     ):
         raise AudioError(

@@ -46,6 +46,7 @@ def test_equals_librosa_on_random_clips_within_1e_3_db():
         np.testing.assert_allclose(spectrogram[0], librosa_log_mel(clip), atol=1e-3, rtol=0)
 
 
+@pytest.mark.filterwarnings("ignore:n_fft=1024 is too large:UserWarning")  # librosa's
 @pytest.mark.parametrize("n_samples", [1, 511, 1024, 30001])
 def test_equals_librosa_for_odd_lengths_with_duration_none(n_samples):
     clip = random_clips(1, n_samples, seed=n_samples)[0]
