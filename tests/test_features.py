@@ -15,7 +15,8 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
 from sklearn_birdaudio import AudioError, MelSpectrogramTransformer, load_audio, valid_frames
-from sklearn_birdaudio.features import LogMelSpectrogram, resolve_device
+from sklearn_birdaudio.devices import resolve_device
+from sklearn_birdaudio.log_mel import LogMelSpectrogram
 
 SPEC = {"n_fft": 1024, "hop_length": 512, "n_mels": 128, "fmin": 20, "fmax": 16000}
 
