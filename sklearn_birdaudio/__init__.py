@@ -17,6 +17,7 @@ _EXPORTS = {
     "MelSpectrogramTransformer": "features",
     "LogMelSpectrogram": "log_mel",
     "valid_frames": "log_mel",
+    "AttentionCNN": "modules",
     "make_birdsong": "datasets",
     "load_folder": "datasets",
     "load_manifest": "datasets",

@@ -1,0 +1,214 @@
+"""Torch modules of the classifier: residual blocks, attention pooling, :class:`AttentionCNN`.
+
+The network reads a log-mel spectrogram ``(batch, 1, n_mels, n_frames)`` of any number of
+frames, where frames after the end of a shorter recording are NaN (as
+:class:`~sklearn_birdaudio.MelSpectrogramTransformer` pads them with ``duration=None``),
+and returns one logit per class. A stack of residual blocks with batch norm halves
+frequency and time at every block; the frequency axis is then averaged away, leaving one
+embedding per time step, and a multi-head attention with a learned query pools those
+embeddings into one, ignoring time steps that are padding. The same linear head applied to
+each time step gives frame-level scores for detection and plots.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+__all__ = ["AttentionCNN", "AttentionPooling", "ResidualBlock"]
+
+
+class ResidualBlock(nn.Module):
+    """Two 3x3 convolutions with batch norm and a shortcut, down-sampling by ``stride``.
+
+    Parameters
+    ----------
+    in_channels, out_channels : int
+        Channels in and out.
+    stride : int, default=2
+        Down-sampling factor of frequency and time (a 1x1 convolution with the same stride
+        carries the shortcut when shapes change).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 2):
+        super().__init__()
+        self.residual = nn.Sequential(
+            nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False),
+            nn.BatchNorm2d(out_channels),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False),
+            nn.BatchNorm2d(out_channels),
+        )
+        self.shortcut = (
+            nn.Identity()
+            if stride == 1 and in_channels == out_channels
+            else nn.Sequential(
+                nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False),
+                nn.BatchNorm2d(out_channels),
+            )
+        )
+        self.activation = nn.ReLU(inplace=True)
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        return self.activation(self.residual(inputs) + self.shortcut(inputs))
+
+
+class AttentionPooling(nn.Module):
+    """Pool a sequence of embeddings into one with multi-head attention and a learned query.
+
+    Parameters
+    ----------
+    embed_dim : int
+        Size of each embedding; must be divisible by ``n_heads``.
+    n_heads : int, default=8
+        Attention heads.
+    """
+
+    def __init__(self, embed_dim: int, n_heads: int = 8):
+        super().__init__()
+        self.query = nn.Parameter(torch.randn(1, 1, embed_dim) * embed_dim**-0.5)
+        self.attention = nn.MultiheadAttention(embed_dim, n_heads, batch_first=True)
+
+    def forward(self, embeddings: torch.Tensor, padding: torch.Tensor | None = None):
+        """Pool ``(batch, steps, embed_dim)`` into ``(batch, embed_dim)``.
+
+        Parameters
+        ----------
+        embeddings : Tensor of shape (batch, steps, embed_dim)
+        padding : Tensor of bool, shape (batch, steps), optional
+            True where a step is padding; those steps get zero attention weight.
+
+        Returns
+        -------
+        pooled : Tensor of shape (batch, embed_dim)
+        weights : Tensor of shape (batch, steps)
+            Attention weights, averaged over heads (rows sum to 1).
+        """
+        query = self.query.expand(embeddings.shape[0], -1, -1)
+        pooled, weights = self.attention(
+            query, embeddings, embeddings, key_padding_mask=padding, need_weights=True
+        )
+        return pooled[:, 0], weights[:, 0]
+
+
+class AttentionCNN(nn.Module):
+    """Residual CNN with batch norm and multi-head attention pooling over time.
+
+    Parameters
+    ----------
+    n_classes : int
+        Number of output logits.
+    n_mels : int, default=128
+        Mel bands of the input (the input batch norm normalises each band).
+    in_channels : int, default=1
+        Input channels.
+    base_filters : int, default=64
+        Channels of the stem; each residual block doubles them (64, 128, 256, 512).
+    n_blocks : int, default=4
+        Residual blocks; each halves frequency and time.
+    n_heads : int, default=8
+        Heads of the attention pooling; ``base_filters * 2 ** (n_blocks - 1)`` must be
+        divisible by it.
+    dropout : float, default=0.5
+        Dropout before the classification head.
+
+    Examples
+    --------
+    >>> import torch
+    >>> network = AttentionCNN(n_classes=3, n_mels=32, base_filters=8, n_blocks=2)
+    >>> network(torch.randn(2, 1, 32, 100)).shape
+    torch.Size([2, 3])
+    """
+
+    def __init__(
+        self,
+        n_classes: int,
+        n_mels: int = 128,
+        in_channels: int = 1,
+        base_filters: int = 64,
+        n_blocks: int = 4,
+        n_heads: int = 8,
+        dropout: float = 0.5,
+    ):
+        super().__init__()
+        for name, value in [
+            ("n_classes", n_classes), ("n_mels", n_mels), ("in_channels", in_channels),
+            ("base_filters", base_filters), ("n_blocks", n_blocks), ("n_heads", n_heads),
+        ]:  # fmt: skip
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"module__{name} must be a positive integer, got {value!r}.")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"module__dropout must be in [0, 1), got {dropout!r}.")
+        channels = [base_filters * 2**index for index in range(n_blocks)]
+        if channels[-1] % n_heads:
+            raise ValueError(
+                f"module__n_heads={n_heads} must divide the embedding size "
+                f"base_filters * 2 ** (n_blocks - 1) = {channels[-1]}."
+            )
+        self.time_reduction = 2**n_blocks
+        self.input_norm = nn.BatchNorm2d(n_mels)  # one scale and offset per mel band
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_channels, base_filters, 3, padding=1, bias=False),
+            nn.BatchNorm2d(base_filters),
+            nn.ReLU(inplace=True),
+        )
+        self.blocks = nn.Sequential(
+            *(
+                ResidualBlock(in_channels, out_channels, stride=2)
+                for in_channels, out_channels in zip(
+                    [base_filters, *channels[:-1]], channels, strict=True
+                )
+            )
+        )
+        self.pooling = AttentionPooling(channels[-1], n_heads)
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(channels[-1], n_classes)
+
+    def embed(self, spectrograms: torch.Tensor):
+        """Per-step embeddings and padding mask of a batch of spectrograms.
+
+        Parameters
+        ----------
+        spectrograms : Tensor of shape (batch, in_channels, n_mels, n_frames)
+            Log-mel dB; NaN frames are padding.
+
+        Returns
+        -------
+        embeddings : Tensor of shape (batch, steps, embed_dim)
+            One embedding per ``time_reduction`` input frames.
+        padding : Tensor of bool, shape (batch, steps)
+            True where a step covers padding only.
+        """
+        valid = ~torch.isnan(spectrograms[:, 0, 0, :])
+        n_valid = valid.sum(dim=1)
+        # Padding becomes each clip's quietest value (silence), so convolutions near the
+        # end of a recording see what zero-padded audio would give, whatever the padding.
+        floor = torch.nan_to_num(spectrograms, nan=torch.inf).amin(dim=(1, 2, 3), keepdim=True)
+        inputs = torch.where(torch.isnan(spectrograms), floor, spectrograms)
+        inputs = self.input_norm(inputs.transpose(1, 2)).transpose(1, 2)
+        features = self.blocks(self.stem(inputs))
+        embeddings = features.mean(dim=2).transpose(1, 2)  # average frequency away
+        steps = torch.arange(embeddings.shape[1], device=embeddings.device)
+        n_valid_steps = torch.clamp(-(-n_valid // self.time_reduction), min=1)  # ceil
+        return embeddings, steps[None, :] >= n_valid_steps[:, None]
+
+    def forward(self, spectrograms: torch.Tensor) -> torch.Tensor:
+        """Clip logits ``(batch, n_classes)`` of spectrograms of any number of frames."""
+        embeddings, padding = self.embed(spectrograms)
+        pooled, _ = self.pooling(embeddings, padding)
+        return self.head(self.dropout(pooled))
+
+    def frame_logits(self, spectrograms: torch.Tensor) -> torch.Tensor:
+        """Logits of each time step, ``(batch, steps, n_classes)``; NaN on padding.
+
+        Step ``j`` covers input frames ``j * time_reduction`` to
+        ``(j + 1) * time_reduction - 1``.
+        """
+        embeddings, padding = self.embed(spectrograms)
+        logits = self.head(embeddings)
+        return logits.masked_fill(padding[..., None], torch.nan)
+
+    def attention_weights(self, spectrograms: torch.Tensor) -> torch.Tensor:
+        """Attention weight of each time step in the pooled embedding, ``(batch, steps)``."""
+        embeddings, padding = self.embed(spectrograms)
+        return self.pooling(embeddings, padding)[1]
