@@ -18,6 +18,7 @@ _EXPORTS = {
     "LogMelSpectrogram": "log_mel",
     "valid_frames": "log_mel",
     "AttentionCNN": "modules",
+    "AttentionCNNClassifier": "classifier",
     "make_birdsong": "datasets",
     "load_folder": "datasets",
     "load_manifest": "datasets",

@@ -146,7 +146,11 @@ class AttentionCNN(nn.Module):
                 f"base_filters * 2 ** (n_blocks - 1) = {channels[-1]}."
             )
         self.time_reduction = 2**n_blocks
-        self.input_norm = nn.BatchNorm2d(n_mels)  # one scale and offset per mel band
+        # One scale and offset per mel band. Input statistics do not drift during training,
+        # so a cumulative average (momentum=None) estimates them exactly after a few
+        # batches; the default momentum of 0.1 left eval-mode inputs shifted by several dB
+        # after short trainings (validation loss rose while training loss fell).
+        self.input_norm = nn.BatchNorm2d(n_mels, momentum=None)
         self.stem = nn.Sequential(
             nn.Conv2d(in_channels, base_filters, 3, padding=1, bias=False),
             nn.BatchNorm2d(base_filters),

@@ -1,0 +1,262 @@
+"""Tests of AttentionCNNClassifier: learning, targets, windows, composition, persistence."""
+
+import joblib
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.dummy import DummyClassifier
+from sklearn.ensemble import VotingClassifier
+from sklearn.metrics import accuracy_score, average_precision_score, f1_score
+from sklearn.model_selection import GridSearchCV, KFold, cross_val_score
+from sklearn.pipeline import Pipeline
+
+from sklearn_birdaudio import MelSpectrogramTransformer, make_birdsong
+from sklearn_birdaudio.classifier import AttentionCNNClassifier, RandomWindows, window_starts
+
+SAMPLE_RATE = 16000
+MEL = {
+    "sample_rate": SAMPLE_RATE, "duration": 1.0, "n_fft": 512, "hop_length": 256,
+    "n_mels": 32, "fmax": 8000,
+}  # fmt: skip
+TINY_CNN = {
+    "module__base_filters": 8, "module__n_blocks": 3, "module__n_heads": 4,
+    "module__dropout": 0.1, "lr": 3e-3, "max_epochs": 15, "window_seconds": 1.0,
+    "overlap_seconds": 0.5, "sample_rate": SAMPLE_RATE, "hop_length": 256,
+    "random_state": 0, "verbose": 0,
+}  # fmt: skip
+
+
+def tiny_pipeline(**cnn_params):
+    return Pipeline(
+        [
+            ("mel", MelSpectrogramTransformer(**MEL)),
+            ("cnn", AttentionCNNClassifier(**{**TINY_CNN, **cnn_params})),
+        ]
+    )
+
+
+def songs(n_samples, random_state, **kwargs):
+    return make_birdsong(
+        n_samples, n_classes=4, duration=1.0, sample_rate=SAMPLE_RATE,
+        random_state=random_state, **kwargs,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def multilabel_data():
+    X_train, Y_train, names = songs(120, 0, as_frame=True)
+    X_test, Y_test, _ = songs(60, 1)
+    return X_train, Y_train, X_test, Y_test, names
+
+
+@pytest.fixture(scope="module")
+def fitted(multilabel_data):
+    X_train, Y_train, *_ = multilabel_data
+    return tiny_pipeline().fit(X_train, Y_train)
+
+
+# -- learning ---------------------------------------------------------------------------
+
+
+def test_multilabel_pipeline_learns_far_above_the_prior(fitted, multilabel_data):
+    _, Y_train, X_test, Y_test, names = multilabel_data
+    probabilities = fitted.predict_proba(X_test)
+    assert probabilities.shape == (60, 4)
+    assert ((probabilities >= 0) & (probabilities <= 1)).all()
+    prior = DummyClassifier(strategy="prior").fit(np.zeros((len(Y_train), 1)), Y_train)
+    prior_scores = np.column_stack([p[:, 1] for p in prior.predict_proba(np.zeros((60, 1)))])
+    model_map = average_precision_score(Y_test, probabilities, average="macro")
+    prior_map = average_precision_score(Y_test, prior_scores, average="macro")
+    assert model_map >= prior_map + 0.3, (model_map, prior_map)
+    # F1 from sklearn.metrics on the thresholded predictions.
+    predictions = fitted.predict(X_test)
+    assert set(np.unique(predictions)) <= {0, 1} and predictions.shape == (60, 4)
+    for average in ("micro", "macro", "samples"):
+        assert f1_score(Y_test, predictions, average=average, zero_division=0) > 0.5
+    assert list(fitted.named_steps["cnn"].classes_) == names
+
+
+def test_fixed_random_state_reproduces_the_model(fitted, multilabel_data):
+    X_train, Y_train, X_test, *_ = multilabel_data
+    again = tiny_pipeline().fit(X_train, Y_train)
+    np.testing.assert_array_equal(again.predict_proba(X_test), fitted.predict_proba(X_test))
+    other = tiny_pipeline(random_state=1).fit(X_train, Y_train)
+    assert not np.allclose(other.predict_proba(X_test), fitted.predict_proba(X_test))
+
+
+def test_history_records_losses_and_validation_map(fitted):
+    history = fitted.named_steps["cnn"].history_
+    assert len(history) == 15
+    for key in ("train_loss", "valid_loss", "valid_mAP", "dur"):
+        assert all(np.isfinite(history[:, key]))
+    assert history[-1, "train_loss"] < history[0, "train_loss"]
+    assert history[-1, "valid_mAP"] > history[0, "valid_mAP"]
+
+
+def test_multiclass_labels_are_learned_and_returned():
+    X_train, Y_train, names = songs(120, 0, n_labels=1)
+    X_test, Y_test, _ = songs(60, 1, n_labels=1)
+    labels = np.asarray(names)
+    pipeline = tiny_pipeline().fit(X_train, labels[Y_train.argmax(axis=1)])
+    cnn = pipeline.named_steps["cnn"]
+    assert not cnn.multilabel_ and list(cnn.classes_) == names
+    probabilities = pipeline.predict_proba(X_test)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+    predictions = pipeline.predict(X_test)
+    assert predictions.dtype.kind == "U"
+    assert accuracy_score(labels[Y_test.argmax(axis=1)], predictions) > 0.6  # chance 0.25
+
+
+def test_early_stopping_stops_when_validation_loss_stalls(multilabel_data):
+    X_train, Y_train, *_ = multilabel_data
+    pipeline = tiny_pipeline(lr=0.3, max_epochs=40, patience=2).fit(X_train, Y_train)
+    history = pipeline.named_steps["cnn"].history_
+    assert len(history) < 40
+    best = int(np.argmin(history[:, "valid_loss"]))
+    assert len(history) - 1 - best == 2  # stopped `patience` epochs after the best
+
+
+# -- windows ----------------------------------------------------------------------------
+
+
+def test_random_windows_stay_inside_the_audio():
+    spectrograms = np.full((3, 1, 4, 100), np.nan, dtype=np.float32)
+    spectrograms[0, ..., :100] = np.arange(100)
+    spectrograms[1, ..., :30] = np.arange(30)
+    spectrograms[2, ..., :6] = np.arange(6)  # shorter than the window
+    batch = [(spectrogram, np.zeros(2, np.float32)) for spectrogram in spectrograms]
+    collate = RandomWindows(window_frames=10, random_state=0)
+    starts = set()
+    for _ in range(50):
+        crops, _ = collate(batch)
+        crops = crops.numpy()
+        assert crops.shape == (3, 1, 4, 10)
+        assert not np.isnan(crops[:2]).any()
+        assert (np.diff(crops[0, 0, 0]) == 1).all()  # one contiguous run of frames
+        np.testing.assert_array_equal(crops[2, 0, 0, :6], np.arange(6))
+        assert np.isnan(crops[2, ..., 6:]).all()
+        starts.add(int(crops[1, 0, 0, 0]))
+    assert starts <= set(range(21)) and len(starts) > 10
+
+
+def test_long_inputs_are_scored_window_by_window(fitted):
+    cnn = fitted.named_steps["cnn"]
+    X, _, _ = make_birdsong(2, n_classes=4, duration=3.0, sample_rate=SAMPLE_RATE, random_state=5)
+    long = MelSpectrogramTransformer(**{**MEL, "duration": None}).fit_transform(list(X))
+    window = cnn._window_frames
+    starts = window_starts(long.shape[-1], window, cnn._hop_frames)
+    assert len(starts) >= 4 and starts[-1] + window == long.shape[-1]
+    per_window = np.stack(
+        [cnn.predict_proba(long[..., start : start + window]) for start in starts], axis=1
+    )
+    np.testing.assert_allclose(cnn.predict_proba(long), per_window.max(axis=1), rtol=1e-5)
+    cnn.set_params(aggregation="mean")
+    try:
+        mean = cnn.predict_proba(long)
+    finally:
+        cnn.set_params(aggregation="max")
+    assert (mean <= per_window.max(axis=1) + 1e-6).all()
+
+
+def test_padding_never_counts_as_audio(fitted):
+    cnn = fitted.named_steps["cnn"]
+    X, _, _ = make_birdsong(2, n_classes=4, duration=2.5, sample_rate=SAMPLE_RATE, random_state=6)
+    mel = MelSpectrogramTransformer(**{**MEL, "duration": None})
+    short = mel.fit_transform([X[0][:20000]])
+    batch = mel.fit_transform([X[0][:20000], X[1]])  # the short one padded with NaN
+    np.testing.assert_allclose(cnn.predict_proba(batch)[0], cnn.predict_proba(short)[0], atol=1e-5)
+
+
+# -- composition ------------------------------------------------------------------------
+
+
+def test_clone_and_params_keep_the_extra_parameters():
+    cnn = AttentionCNNClassifier(threshold=0.3, window_seconds=2.0, random_state=4)
+    copy = clone(cnn)
+    params = copy.get_params()
+    assert (params["threshold"], params["window_seconds"], params["random_state"]) == (0.3, 2.0, 4)
+    assert params["device"] == "auto" and params["max_epochs"] == 50 and params["lr"] == 1e-3
+    assert params["batch_size"] == 32 and params["optimizer__weight_decay"] == 1e-5
+    copy.set_params(threshold=0.7, module__n_blocks=2)
+    assert copy.threshold == 0.7 and copy.get_params()["module__n_blocks"] == 2
+
+
+def test_grid_search_over_learning_rate_and_mel_bands(multilabel_data):
+    X_train, Y_train, *_ = multilabel_data
+    search = GridSearchCV(
+        tiny_pipeline(max_epochs=3, validation_fraction=None),
+        {"cnn__lr": [1e-3, 3e-3], "mel__n_mels": [16, 32]},
+        cv=KFold(2),
+        scoring="average_precision",
+    )
+    search.fit(X_train[:60], Y_train[:60])
+    assert search.best_params_["mel__n_mels"] in (16, 32)
+    assert search.cv_results_["mean_test_score"].shape == (4,)
+    assert np.isfinite(search.cv_results_["mean_test_score"]).all()
+
+
+def test_cross_val_score_and_sklearn_voting_on_multiclass():
+    X, Y, names = songs(80, 2, n_labels=1)
+    y = np.asarray(names)[Y.argmax(axis=1)]
+    quick = {"max_epochs": 10, "validation_fraction": None}
+    scores = cross_val_score(tiny_pipeline(**quick), X, y, cv=KFold(2), scoring="accuracy")
+    assert scores.shape == (2,) and scores.mean() > 0.3  # chance 0.25, 40 clips per fold
+    voting = VotingClassifier(
+        [("a", tiny_pipeline(**quick)), ("b", tiny_pipeline(**quick, random_state=1))],
+        voting="soft",
+    ).fit(X, y)
+    assert voting.predict_proba(X).shape == (80, 4)
+    assert set(voting.predict(X)) <= set(names)
+
+
+def test_joblib_round_trip_predicts_identically(fitted, multilabel_data, tmp_path):
+    X_test = multilabel_data[2]
+    joblib.dump(fitted, tmp_path / "model.joblib")
+    restored = joblib.load(tmp_path / "model.joblib")
+    np.testing.assert_array_equal(restored.predict_proba(X_test), fitted.predict_proba(X_test))
+    assert restored.named_steps["cnn"].get_params()["device"] == "auto"
+
+
+# -- errors and output ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("X", "y", "message"),
+    [
+        (np.zeros((4, 10)), np.eye(2)[[0, 1, 0, 1]], "expected log-mel spectrograms"),
+        (np.zeros((4, 1, 8, 10)), np.linspace(0, 1, 4), "expected a 2-D 0/1 indicator"),
+        (np.zeros((4, 1, 8, 10)), np.array(["a"] * 4), "single class"),
+        (np.full((2, 1, 8, 10), np.nan), np.array([0, 1]), "no valid frame"),
+        (np.full((2, 1, 8, 10), np.inf), np.array([0, 1]), "infinite"),
+    ],
+)
+def test_bad_inputs_are_named(X, y, message):
+    with pytest.raises(ValueError, match=message):
+        AttentionCNNClassifier(verbose=0).fit(X, y)
+
+
+@pytest.mark.parametrize(
+    ("params", "parameter"),
+    [
+        ({"aggregation": "median"}, "aggregation"),
+        ({"overlap_seconds": 5.0}, "overlap_seconds"),
+        ({"validation_fraction": 1.5}, "validation_fraction"),
+        ({"threshold": 1.0}, "threshold"),
+    ],
+)
+def test_bad_parameters_are_named(params, parameter):
+    with pytest.raises(ValueError, match=parameter):
+        AttentionCNNClassifier(verbose=0, **params).fit(np.zeros((4, 1, 8, 10)), [0, 1, 0, 1])
+
+
+def test_mismatched_mel_bands_between_fit_and_predict(fitted):
+    with pytest.raises(ValueError, match="fitted on 32"):
+        fitted.named_steps["cnn"].predict_proba(np.zeros((1, 1, 64, 63), np.float32))
+
+
+def test_verbose_zero_is_silent_and_one_prints_epochs(capsys, multilabel_data):
+    X_train, Y_train, *_ = multilabel_data
+    tiny_pipeline(max_epochs=1).fit(X_train[:20], Y_train[:20])
+    assert capsys.readouterr().out == ""
+    tiny_pipeline(max_epochs=1, verbose=1).fit(X_train[:20], Y_train[:20])
+    assert "train_loss" in capsys.readouterr().out
