@@ -19,6 +19,7 @@ _EXPORTS = {
     "valid_frames": "log_mel",
     "AttentionCNN": "modules",
     "AttentionCNNClassifier": "classifier",
+    "VotingClassifier": "ensemble",
     "make_birdsong": "datasets",
     "load_folder": "datasets",
     "load_manifest": "datasets",
