@@ -17,7 +17,7 @@ $(INSTALLED): pyproject.toml constraints.txt
 install: $(INSTALLED)
 
 demo: $(INSTALLED)
-	$(BIN)/python examples/plot_log_mel_front_end.py
+	$(BIN)/python examples/plot_train_classifier.py
 
 test: $(INSTALLED)
 	$(BIN)/ruff check .
