@@ -15,12 +15,12 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import time
 from pathlib import Path
 
 import librosa
 import numpy as np
 import torch
+from _timing import best_seconds
 
 from sklearn_birdaudio import MelSpectrogramTransformer, load_audio, load_manifest
 
@@ -53,16 +53,6 @@ def largest_difference_db(clips: list[np.ndarray], references, precision: str) -
     )
 
 
-def best_of(function, repeats: int = 3) -> float:
-    """Fastest of a few runs, in seconds (these machines are noisy)."""
-    timings = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        timings.append(time.perf_counter() - start)
-    return min(timings)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n-recordings", type=int, default=64)
@@ -73,7 +63,7 @@ def main() -> None:
     clips = (0.1 * rng.standard_normal((args.n_clips, 160000))).astype(np.float32)
     n_librosa = max(16, args.n_clips // 4)
     librosa_log_mel(clips[0])  # warm-up
-    librosa_rate = n_librosa / best_of(lambda: [librosa_log_mel(c) for c in clips[:n_librosa]])
+    librosa_rate = n_librosa / best_seconds(lambda: [librosa_log_mel(c) for c in clips[:n_librosa]])
     recordings = real_clips(args.n_recordings)
     references = [librosa_log_mel(clip) for clip in recordings]
 
@@ -91,7 +81,7 @@ def main() -> None:
     for precision in ("float64", "float32"):
         transformer = MelSpectrogramTransformer(batch_size=64, fft_precision=precision)
         transformer.fit_transform(clips[:64])  # warm-up
-        rate = args.n_clips / best_of(lambda t=transformer: t.fit_transform(clips))
+        rate = args.n_clips / best_seconds(lambda t=transformer: t.fit_transform(clips))
         difference = (
             f"{largest_difference_db(recordings, references, precision):.1e}"
             if recordings

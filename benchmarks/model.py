@@ -15,24 +15,14 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import time
 
 import torch
+from _timing import best_seconds
 from torch.utils.flop_counter import FlopCounterMode
 
 from sklearn_birdaudio import AttentionCNN
 
 N_MELS, N_FRAMES = 128, 313  # a 5-s clip at 32 kHz with hop 512
-
-
-def best_seconds(step, repeats: int) -> float:
-    step()  # warm-up
-    timings = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        step()
-        timings.append(time.perf_counter() - start)
-    return min(timings)
 
 
 def main() -> None:

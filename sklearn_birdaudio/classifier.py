@@ -27,6 +27,7 @@ from skorch.dataset import ValidSplit
 from skorch.utils import to_tensor
 
 from .devices import resolve_device
+from .log_mel import valid_frames
 from .modules import AttentionCNN
 
 __all__ = ["AttentionCNNClassifier"]
@@ -34,10 +35,9 @@ __all__ = ["AttentionCNNClassifier"]
 AGGREGATIONS = ("max", "mean")
 
 
-def _first_nan_frames(spectrograms: np.ndarray) -> np.ndarray:
-    """Number of valid (non-NaN) frames at the start of each spectrogram."""
-    valid = ~np.isnan(spectrograms[:, 0, 0, :])
-    return valid.sum(axis=1)
+def _n_valid_frames(spectrograms: np.ndarray) -> np.ndarray:
+    """Number of audio (non-NaN) frames of each spectrogram; padding is at the end."""
+    return valid_frames(spectrograms).sum(axis=1)
 
 
 def window_starts(n_frames: int, window_frames: int, hop_frames: int) -> list[int]:
@@ -77,7 +77,7 @@ class RandomWindows:
     def __call__(self, batch):
         spectrograms = np.stack([np.asarray(item[0]) for item in batch])
         targets = np.stack([np.asarray(item[1]) for item in batch])
-        n_valid = _first_nan_frames(spectrograms)
+        n_valid = _n_valid_frames(spectrograms)
         window = min(self.window_frames, int(n_valid.max()))
         crops = np.full((*spectrograms.shape[:3], window), np.nan, dtype=np.float32)
         starts = self.rng.integers(0, np.maximum(n_valid - window, 0) + 1)
@@ -228,8 +228,13 @@ class AttentionCNNClassifier(ClassifierMixin, NeuralNet):
             self.device = requested
 
     def __setstate__(self, state):
-        # A model saved with device="auto" (or on a GPU) loads where it is unpickled.
         requested = state["device"]
+        if requested not in (None, "auto"):
+            # skorch maps tensors saved on an unavailable CUDA device to the CPU and sets
+            # device="cpu", with a DeviceWarning.
+            super().__setstate__(state)
+            return
+        # device="auto" loads its tensors wherever it is unpickled and stays "auto".
         state["device"] = str(resolve_device(requested))
         super().__setstate__(state)
         self.device = requested
@@ -251,8 +256,9 @@ class AttentionCNNClassifier(ClassifierMixin, NeuralNet):
             raise ValueError(
                 "X contains infinite values; expected finite dB values or NaN padding."
             )
-        if (_first_nan_frames(X) == 0).any():
-            empty = np.flatnonzero(_first_nan_frames(X) == 0)[:10].tolist()
+        n_valid = _n_valid_frames(X)
+        if (n_valid == 0).any():
+            empty = np.flatnonzero(n_valid == 0)[:10].tolist()
             raise ValueError(f"X samples {empty} have no valid frame (all NaN).")
         if reset:
             self.n_mels_ = X.shape[2]

@@ -1,14 +1,18 @@
 """Tests of AttentionCNNClassifier: learning, targets, windows, composition, persistence."""
 
+import pickle
+
 import joblib
 import numpy as np
 import pytest
+import torch
 from sklearn.base import clone
 from sklearn.dummy import DummyClassifier
 from sklearn.ensemble import VotingClassifier
 from sklearn.metrics import accuracy_score, average_precision_score, f1_score
-from sklearn.model_selection import GridSearchCV, KFold, cross_val_score
+from sklearn.model_selection import GridSearchCV, KFold, cross_validate
 from sklearn.pipeline import Pipeline
+from skorch.exceptions import DeviceWarning
 
 from sklearn_birdaudio import MelSpectrogramTransformer, make_birdsong
 from sklearn_birdaudio.classifier import AttentionCNNClassifier, RandomWindows, window_starts
@@ -195,12 +199,16 @@ def test_grid_search_over_learning_rate_and_mel_bands(multilabel_data):
     assert np.isfinite(search.cv_results_["mean_test_score"]).all()
 
 
-def test_cross_val_score_and_sklearn_voting_on_multiclass():
+def test_cross_validate_and_sklearn_voting_on_multiclass():
     X, Y, names = songs(80, 2, n_labels=1)
     y = np.asarray(names)[Y.argmax(axis=1)]
     quick = {"max_epochs": 10, "validation_fraction": None}
-    scores = cross_val_score(tiny_pipeline(**quick), X, y, cv=KFold(2), scoring="accuracy")
-    assert scores.shape == (2,) and scores.mean() > 0.3  # chance 0.25, 40 clips per fold
+    scores = cross_validate(
+        tiny_pipeline(**quick), X, y, cv=KFold(2), scoring=["accuracy", "f1_macro"]
+    )
+    assert scores["test_accuracy"].shape == (2,)
+    assert scores["test_accuracy"].mean() > 0.3  # chance 0.25, 40 clips per fold
+    assert np.isfinite(scores["test_f1_macro"]).all()
     voting = VotingClassifier(
         [("a", tiny_pipeline(**quick)), ("b", tiny_pipeline(**quick, random_state=1))],
         voting="soft",
@@ -215,6 +223,19 @@ def test_joblib_round_trip_predicts_identically(fitted, multilabel_data, tmp_pat
     restored = joblib.load(tmp_path / "model.joblib")
     np.testing.assert_array_equal(restored.predict_proba(X_test), fitted.predict_proba(X_test))
     assert restored.named_steps["cnn"].get_params()["device"] == "auto"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="simulates a CPU-only machine")
+@pytest.mark.filterwarnings("ignore:Setting self.device = cpu:skorch.exceptions.DeviceWarning")
+def test_a_model_saved_for_cuda_loads_and_predicts_on_a_cpu(fitted, multilabel_data, tmp_path):
+    X_test = multilabel_data[2]
+    model = pickle.loads(pickle.dumps(fitted))
+    model.named_steps["cnn"].device = "cuda"  # as if it had been trained with device="cuda"
+    joblib.dump(model, tmp_path / "cuda.joblib")
+    with pytest.warns(DeviceWarning, match="CUDA"):
+        restored = joblib.load(tmp_path / "cuda.joblib")
+    assert str(restored.named_steps["cnn"].device) == "cpu"
+    np.testing.assert_array_equal(restored.predict_proba(X_test), fitted.predict_proba(X_test))
 
 
 # -- errors and output ------------------------------------------------------------------
