@@ -10,9 +10,9 @@ from __future__ import annotations
 import numpy as np
 from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
-from sklearn.utils import Bunch
+from sklearn.utils import Bunch, get_tags
 from sklearn.utils.multiclass import type_of_target
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 __all__ = ["VotingClassifier"]
 
@@ -76,17 +76,35 @@ class VotingClassifier(ClassifierMixin, BaseEstimator):
     # -- nested parameters, as scikit-learn's ensembles expose them ---------------------
     def get_params(self, deep=True):
         params = super().get_params(deep=False)
-        if deep:
+        if deep and self._names():
             for name, estimator in self.estimators:
                 params[name] = estimator
                 for key, value in estimator.get_params(deep=True).items():
                     params[f"{name}__{key}"] = value
         return params
 
+    def _names(self) -> list:
+        """Names of the estimators, or none while ``estimators`` is malformed (fit says so)."""
+        try:
+            return [name for name, _ in self.estimators]
+        except (TypeError, ValueError):
+            return []
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True
+        members = [estimator for _, estimator in self.estimators] if self._names() else []
+        member_tags = [get_tags(estimator) for estimator in members]
+        tags.input_tags.sparse = bool(member_tags) and all(t.input_tags.sparse for t in member_tags)
+        tags.input_tags.allow_nan = bool(member_tags) and all(
+            t.input_tags.allow_nan for t in member_tags
+        )
+        return tags
+
     def set_params(self, **params):
         if "estimators" in params:
             self.estimators = params.pop("estimators")
-        names = [name for name, _ in self.estimators]
+        names = self._names()
         replaced = {name: params.pop(name) for name in list(params) if name in names}
         if replaced:
             self.estimators = [(name, replaced.get(name, est)) for name, est in self.estimators]
@@ -94,14 +112,14 @@ class VotingClassifier(ClassifierMixin, BaseEstimator):
         for key in [key for key in params if "__" in key and key.split("__")[0] in names]:
             name, sub_key = key.split("__", 1)
             nested.setdefault(name, {})[sub_key] = params.pop(key)
-        for name, estimator in self.estimators:
+        for name, estimator in self.estimators if names else []:
             if name in nested:
                 estimator.set_params(**nested[name])
         return super().set_params(**params)
 
     # -- fitting ------------------------------------------------------------------------
     def _check_params(self) -> np.ndarray:
-        if not self.estimators:
+        if not self._names():
             raise ValueError("estimators must be a non-empty list of (name, estimator) pairs.")
         names = [name for name, _ in self.estimators]
         if len(set(names)) != len(names):
@@ -130,7 +148,12 @@ class VotingClassifier(ClassifierMixin, BaseEstimator):
         self : VotingClassifier
         """
         self._check_params()
-        self.multilabel_ = type_of_target(np.asarray(y)) == "multilabel-indicator"
+        # Records n_features_in_ (and feature names) when X is tabular; paths have none.
+        validate_data(self, X, skip_check_array=True)
+        targets = np.asarray(y)  # y itself goes to the members (a DataFrame names classes)
+        if targets.ndim == 2 and targets.shape[1] == 1 and not hasattr(y, "columns"):
+            y = targets = column_or_1d(targets, warn=True)  # a column vector is labels
+        self.multilabel_ = type_of_target(targets) == "multilabel-indicator"
         self.estimators_ = Parallel(n_jobs=self.n_jobs)(
             delayed(_fit_one)(estimator, X, y) for _, estimator in self.estimators
         )
@@ -155,6 +178,7 @@ class VotingClassifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self)
         if self.voting != "soft":
             raise AttributeError("predict_proba is only available with voting='soft'.")
+        validate_data(self, X, skip_check_array=True, reset=False)
         weights = self._check_params()
         return sum(
             weight * np.asarray(estimator.predict_proba(X))
@@ -165,6 +189,7 @@ class VotingClassifier(ClassifierMixin, BaseEstimator):
         """Predicted classes: a 0/1 matrix (multi-label) or labels (multi-class)."""
         check_is_fitted(self)
         weights = self._check_params()
+        validate_data(self, X, skip_check_array=True, reset=False)
         if self.voting == "soft":
             probabilities = self.predict_proba(X)
             if self.multilabel_:
