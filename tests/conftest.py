@@ -1,5 +1,6 @@
 """Shared fixtures: paths to the committed test audio and to the optional real data."""
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -10,10 +11,18 @@ TEST_DATA = Path(__file__).parent / "data"
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
-@pytest.fixture
-def data_dir() -> Path:
-    """The small audio files committed under tests/data (see make_test_audio.py)."""
-    return TEST_DATA
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory) -> Path:
+    """The small test audio files: those committed under tests/data, plus the FLAC and OGG
+    ones that make_test_audio.py writes (the repository holds no compressed audio)."""
+    from data.make_test_audio import write_compressed
+
+    folder = tmp_path_factory.mktemp("test_audio")
+    for path in TEST_DATA.iterdir():
+        if path.is_file() and path.suffix == ".wav":
+            shutil.copy(path, folder / path.name)
+    write_compressed(folder)
+    return folder
 
 
 @pytest.fixture

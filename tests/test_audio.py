@@ -41,7 +41,7 @@ def test_resampling_keeps_pitch_and_duration(write_audio):
     ("name", "rate", "seconds"),
     [("chirp_22k05.flac", 22050, 0.75), ("chirp_48k.ogg", 48000, 0.5)],
 )
-def test_committed_flac_and_ogg_load_at_the_target_rate(data_dir, name, rate, seconds):
+def test_flac_and_ogg_test_files_load_at_the_target_rate(data_dir, name, rate, seconds):
     info = audio_info(data_dir / name)
     assert (info.sample_rate, info.n_channels) == (rate, 1)
     assert info.duration_seconds == pytest.approx(seconds, abs=1e-3)

@@ -66,7 +66,7 @@ def test_equals_librosa_with_other_parameters():
     np.testing.assert_allclose(output[0, 0], reference, atol=1e-3, rtol=0)
 
 
-def test_equals_librosa_on_committed_files(data_dir):
+def test_equals_librosa_on_the_test_files(data_dir):
     paths = [data_dir / "stereo_44k1.wav", data_dir / "chirp_22k05.flac"]
     output = MelSpectrogramTransformer(duration=1.0).fit_transform(paths)
     for path, spectrogram in zip(paths, output, strict=True):
