@@ -213,7 +213,6 @@ class AttentionCNNClassifier(ClassifierMixin, NeuralNet):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = True  # NaN frames mark padding
         tags.target_tags.multi_output = True
-        tags.non_deterministic = False
         return tags
 
     # -- device "auto" ------------------------------------------------------------------
@@ -382,14 +381,25 @@ class AttentionCNNClassifier(ClassifierMixin, NeuralNet):
             return self.module_(x)
         n_valid = (~torch.isnan(x[:, 0, 0, :])).sum(dim=1).tolist()
         # Each recording gets the grid of its own length, so padding never shifts it.
-        owners, windows = [], []
-        for row, n_frames in enumerate(n_valid):
-            for start in window_starts(n_frames, window, self._hop_frames):
-                owners.append(row)
-                windows.append(x[row, ..., start : start + window])
-        batch = torch.stack(windows)
-        logits = torch.cat([self.module_(chunk) for chunk in batch.split(self.batch_size)])
-        owners = torch.tensor(owners, device=logits.device)[:, None].expand_as(logits)
+        grid = [
+            (row, start)
+            for row, n_frames in enumerate(n_valid)
+            for start in window_starts(n_frames, window, self._hop_frames)
+        ]
+        # Copy out only `batch_size` windows at a time, not every window of the batch.
+        logits = torch.cat(
+            [
+                self.module_(
+                    torch.stack([x[row, ..., start : start + window] for row, start in chunk])
+                )
+                for chunk in (
+                    grid[first : first + self.batch_size]
+                    for first in range(0, len(grid), self.batch_size)
+                )
+            ]
+        )
+        owners = torch.tensor([row for row, _ in grid], device=logits.device)
+        owners = owners[:, None].expand_as(logits)
         reduce = "amax" if self.aggregation == "max" else "mean"
         aggregated = logits.new_zeros(x.shape[0], logits.shape[-1])
         return aggregated.scatter_reduce(0, owners, logits, reduce=reduce, include_self=False)

@@ -303,23 +303,22 @@ class MelSpectrogramTransformer(TransformerMixin, BaseEstimator):
 
     def _load(self, source, target_samples: int | None) -> np.ndarray:
         """Load one input as mono at ``sample_rate``, cropped/padded to ``target_samples``."""
-        offset_seconds = 0.0
-        read_seconds = None
-        if _is_path(source) and self.duration is not None:
+        if not _is_path(source):
+            waveform = load_audio(source, self.sample_rate, source_rate=self.input_sample_rate)
+        elif self.duration is None:
+            waveform = load_audio(source, self.sample_rate)
+        else:
             # Decode only the part that is kept (the header gives the length).
-            read_seconds = self.duration
+            offset_seconds = 0.0
             if self.crop != "start":
                 excess = max(0.0, audio_info(source).duration_seconds - self.duration)
                 offset_seconds = excess / 2 if self.crop == "center" else excess
-        if _is_path(source):
             waveform = load_audio(
                 source,
                 self.sample_rate,
                 offset_seconds=offset_seconds,
-                duration_seconds=read_seconds,
+                duration_seconds=self.duration,
             )
-        else:
-            waveform = load_audio(source, self.sample_rate, source_rate=self.input_sample_rate)
         if target_samples is None:
             return waveform
         return _crop_or_pad(waveform, target_samples, self.crop)
