@@ -10,9 +10,10 @@ from __future__ import annotations
 import numpy as np
 from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.exceptions import NotFittedError
 from sklearn.utils import Bunch, get_tags
 from sklearn.utils.multiclass import type_of_target
-from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 __all__ = ["VotingClassifier"]
 
@@ -148,8 +149,6 @@ class VotingClassifier(ClassifierMixin, BaseEstimator):
         self : VotingClassifier
         """
         self._check_params()
-        # Records n_features_in_ (and feature names) when X is tabular; paths have none.
-        validate_data(self, X, skip_check_array=True)
         targets = np.asarray(y)  # y itself goes to the members (a DataFrame names classes)
         if targets.ndim == 2 and targets.shape[1] == 1 and not hasattr(y, "columns"):
             y = targets = column_or_1d(targets, warn=True)  # a column vector is labels
@@ -170,7 +169,24 @@ class VotingClassifier(ClassifierMixin, BaseEstimator):
                     f"estimator {name!r} has classes {list(fitted.classes_)}, the first has "
                     f"{list(self.classes_)}; every estimator must see the same classes."
                 )
+        if hasattr(self.estimators_[0], "feature_names_in_"):
+            self.feature_names_in_ = self.estimators_[0].feature_names_in_
         return self
+
+    @property
+    def n_features_in_(self) -> int:
+        """Number of features of the first estimator's input (as scikit-learn's voting).
+
+        The members check their own input: a pipeline that reads audio takes windows of
+        any length, which an ensemble-level feature count would refuse.
+        """
+        try:
+            check_is_fitted(self, "estimators_")
+        except NotFittedError as error:
+            raise AttributeError(
+                f"{type(self).__name__} object has no n_features_in_ attribute."
+            ) from error
+        return self.estimators_[0].n_features_in_
 
     # -- prediction ---------------------------------------------------------------------
     def predict_proba(self, X) -> np.ndarray:
@@ -178,7 +194,6 @@ class VotingClassifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self)
         if self.voting != "soft":
             raise AttributeError("predict_proba is only available with voting='soft'.")
-        validate_data(self, X, skip_check_array=True, reset=False)
         weights = self._check_params()
         return sum(
             weight * np.asarray(estimator.predict_proba(X))
@@ -189,7 +204,6 @@ class VotingClassifier(ClassifierMixin, BaseEstimator):
         """Predicted classes: a 0/1 matrix (multi-label) or labels (multi-class)."""
         check_is_fitted(self)
         weights = self._check_params()
-        validate_data(self, X, skip_check_array=True, reset=False)
         if self.voting == "soft":
             probabilities = self.predict_proba(X)
             if self.multilabel_:

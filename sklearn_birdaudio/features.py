@@ -1,7 +1,8 @@
 """Log-mel spectrograms as a scikit-learn transformer: :class:`MelSpectrogramTransformer`.
 
 The transformer takes care of inputs (paths, waveforms, arrays, DataFrames), cropping and
-padding, batching and progress; the computation itself is
+padding, batching, progress and the optional on-disk cache of each file's spectrogram; the
+computation itself is
 :class:`~sklearn_birdaudio.log_mel.LogMelSpectrogram`, which equals librosa's log-mel.
 """
 
@@ -10,22 +11,44 @@ from __future__ import annotations
 import logging
 import numbers
 import os
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.utils.validation import validate_data
+from sklearn.utils.validation import check_memory, validate_data
 from tqdm.auto import tqdm
 
+from . import __version__
 from .audio import audio_info, load_audio
 from .devices import resolve_device
-from .log_mel import FFT_DTYPES, LogMelSpectrogram
+from .log_mel import FFT_DTYPES, LogMelSpectrogram, valid_frames
+
+if TYPE_CHECKING:
+    from joblib import Memory
 
 __all__ = ["MelSpectrogramTransformer"]
 
 logger = logging.getLogger(__name__)
 
 CROP_POSITIONS = ("start", "center", "end")
+
+# The parameters that change a file's spectrogram, hence part of its cache key. Not
+# batch_size, device, verbose or memory (same output), nor input_sample_rate (arrays only).
+CACHE_KEY_PARAMS = (
+    "sample_rate",
+    "duration",
+    "n_fft",
+    "hop_length",
+    "n_mels",
+    "fmin",
+    "fmax",
+    "top_db",
+    "crop",
+    "fft_precision",
+)
 
 
 def _is_path(item) -> bool:
@@ -75,6 +98,30 @@ def _as_sources(X) -> list:
     return list(X)
 
 
+def _file_key(path) -> tuple[str, int, int] | None:
+    """Identify a file's content for the cache: absolute path, size and modification time.
+
+    ``None`` when it cannot be read (then it is not cached, and loading reports the error).
+    """
+    try:
+        resolved = Path(path).resolve()
+        stat = resolved.stat()
+    except OSError:
+        return None
+    return str(resolved), stat.st_size, stat.st_mtime_ns
+
+
+def _cached_log_mel(path, size, mtime_ns, params, spectrogram=None):
+    """One cache entry: the log-mel of a file, keyed on the file and the parameters.
+
+    Wrapped with ``memory.cache(..., ignore=["spectrogram"])``, so only the other arguments
+    are hashed. ``spectrogram`` is what a miss stores: an array already computed (in a
+    batch), or a function that computes it (it defaults to None only so that
+    ``check_call_in_cache`` can be called without it).
+    """
+    return spectrogram() if callable(spectrogram) else spectrogram
+
+
 class MelSpectrogramTransformer(TransformerMixin, BaseEstimator):
     """Turn recordings (paths or waveforms) into log-mel spectrograms.
 
@@ -122,6 +169,18 @@ class MelSpectrogramTransformer(TransformerMixin, BaseEstimator):
         Where to compute: ``"auto"`` uses CUDA when available, else the CPU.
     verbose : int, default=0
         Show a progress bar over inputs when > 0.
+    memory : str, path, joblib.Memory or None, default=None
+        Cache the spectrogram of each file input on disk, as
+        :class:`~sklearn.pipeline.Pipeline`'s ``memory``: a folder or a
+        :class:`joblib.Memory`; ``None`` caches nothing. An entry is keyed on the file's
+        absolute path, size and modification time (an edited file is recomputed), the
+        parameters that change the output (all but ``batch_size``, ``device``,
+        ``verbose``, ``memory`` and ``input_sample_rate``) and the package version. Cache
+        misses are still computed in batches, and each file's spectrogram is stored
+        without the padding of its batch, so results do not depend on what is cached
+        (they agree to float rounding, ~1e-5 dB). Waveform inputs are never cached. Use
+        it to compute features once across cross-validation folds and grid searches;
+        clear the cache with ``joblib.Memory(folder).clear()``.
 
     Attributes
     ----------
@@ -158,6 +217,7 @@ class MelSpectrogramTransformer(TransformerMixin, BaseEstimator):
         batch_size: int = 64,
         device: str = "auto",
         verbose: int = 0,
+        memory: str | os.PathLike | Memory | None = None,
     ):
         self.sample_rate = sample_rate
         self.duration = duration
@@ -173,6 +233,7 @@ class MelSpectrogramTransformer(TransformerMixin, BaseEstimator):
         self.batch_size = batch_size
         self.device = device
         self.verbose = verbose
+        self.memory = memory
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -222,6 +283,18 @@ class MelSpectrogramTransformer(TransformerMixin, BaseEstimator):
         if self.crop not in CROP_POSITIONS:
             raise ValueError(f"crop must be one of {CROP_POSITIONS}, got {self.crop!r}.")
         resolve_device(self.device)
+        self._check_memory()
+
+    def _check_memory(self):
+        """``memory`` as a joblib.Memory-like object (one that caches nothing for None)."""
+        memory = os.fspath(self.memory) if isinstance(self.memory, os.PathLike) else self.memory
+        try:
+            return check_memory(memory)
+        except ValueError as error:
+            raise ValueError(
+                "memory must be None, a folder (str or path) or a joblib.Memory, got "
+                f"{self.memory!r}."
+            ) from error
 
     # -- scikit-learn API -------------------------------------------------------------
     def fit(self, X, y=None):
@@ -276,16 +349,63 @@ class MelSpectrogramTransformer(TransformerMixin, BaseEstimator):
         module = self._make_module().to(device)
         logger.debug("log-mel of %d inputs on %s", len(sources), device)
         target_samples = None if self.duration is None else self._target_samples()
-        outputs = []
         with tqdm(total=len(sources), desc="log-mel", unit="clip", disable=not self.verbose) as bar:
-            for start in range(0, len(sources), self.batch_size):
-                batch = sources[start : start + self.batch_size]
-                waveforms = [self._load(source, target_samples) for source in batch]
-                outputs.append(self._compute(module, waveforms, device))
-                bar.update(len(batch))
+            if self.memory is None:
+                outputs = list(self._iter_batches(sources, module, device, target_samples, bar))
+            else:
+                outputs = self._transform_cached(sources, module, device, target_samples, bar)
         return _stack_padded(outputs)
 
     # -- helpers ----------------------------------------------------------------------
+    def _iter_batches(self, sources, module, device, target_samples, bar):
+        """Yield the log-mel of ``sources`` batch by batch, each padded to its longest."""
+        for start in range(0, len(sources), self.batch_size):
+            batch = sources[start : start + self.batch_size]
+            waveforms = [self._load(source, target_samples) for source in batch]
+            spectrograms = self._compute(module, waveforms, device)
+            bar.update(len(batch))
+            yield spectrograms
+
+    def _transform_cached(self, sources, module, device, target_samples, bar) -> list:
+        """Like the uncached transform, reading and storing each file's log-mel in ``memory``.
+
+        Returns one array of shape (1, 1, n_mels, n_frames) per input, in input order. Files
+        found in the cache are read from it; the other inputs (misses, waveforms) are
+        computed in batches as without a cache, and each missing file's spectrogram is
+        stored trimmed to its own frames.
+        """
+        cached = self._check_memory().cache(_cached_log_mel, ignore=["spectrogram"])
+        params = {name: getattr(self, name) for name in CACHE_KEY_PARAMS}
+        params["version"] = __version__  # a new release may compute differently
+        keys = [_file_key(source) if _is_path(source) else None for source in sources]
+        outputs = [None] * len(sources)
+        to_compute = []
+        for index, key in enumerate(keys):
+            if key is not None and cached.check_call_in_cache(*key, params):
+                # Computes only if the entry vanished since the check (a concurrent clear).
+                compute = partial(self._compute_one, sources[index], module, device, target_samples)
+                outputs[index] = cached(*key, params, spectrogram=compute)[np.newaxis]
+                bar.update(1)
+            else:
+                to_compute.append(index)
+        logger.debug(
+            "%d of %d inputs read from the cache", len(sources) - len(to_compute), len(sources)
+        )
+        batches = self._iter_batches(
+            [sources[index] for index in to_compute], module, device, target_samples, bar
+        )
+        rows = (row for batch in batches for row in batch)
+        for index, spectrogram in zip(to_compute, rows, strict=True):
+            spectrogram = spectrogram[..., : valid_frames(spectrogram[np.newaxis]).sum()]
+            if keys[index] is not None:
+                cached(*keys[index], params, spectrogram=spectrogram)
+            outputs[index] = spectrogram[np.newaxis]
+        return outputs
+
+    def _compute_one(self, source, module, device, target_samples) -> np.ndarray:
+        """Log-mel of one input, shape (1, n_mels, n_frames)."""
+        return self._compute(module, [self._load(source, target_samples)], device)[0]
+
     def _target_samples(self) -> int:
         return max(1, int(round(self.duration * self.sample_rate)))
 

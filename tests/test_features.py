@@ -1,7 +1,10 @@
 """Tests of MelSpectrogramTransformer and the log-mel computation."""
 
+import inspect
+import os
 import pickle
 
+import joblib
 import librosa
 import numpy as np
 import pandas as pd
@@ -14,7 +17,13 @@ from sklearn.base import clone
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
-from sklearn_birdaudio import AudioError, MelSpectrogramTransformer, load_audio, valid_frames
+from sklearn_birdaudio import (
+    AudioError,
+    MelSpectrogramTransformer,
+    features,
+    load_audio,
+    valid_frames,
+)
 from sklearn_birdaudio.devices import resolve_device
 from sklearn_birdaudio.log_mel import LogMelSpectrogram
 
@@ -220,6 +229,7 @@ def test_bad_inputs_raise_clear_errors(X, error, message):
         ({"input_sample_rate": 0}, "input_sample_rate"),
         ({"batch_size": 0}, "batch_size"),
         ({"device": "gpu!"}, "device"),
+        ({"memory": 3}, "memory"),
     ],
 )
 def test_bad_parameters_raise_value_error_naming_them(params, parameter):
@@ -268,6 +278,125 @@ def test_progress_bar_follows_verbose(capsys):
     assert "log-mel" not in capsys.readouterr().err
     MelSpectrogramTransformer(duration=0.05, verbose=1).fit_transform(clips)
     assert "log-mel" in capsys.readouterr().err
+
+
+# -- the on-disk cache (memory) ---------------------------------------------------------
+
+# Small and fast: the cache is under test, not the spectral resolution.
+CACHE_SPEC = {"sample_rate": 8000, "n_fft": 256, "hop_length": 128, "n_mels": 16, "fmax": 4000}
+
+
+@pytest.fixture
+def short_files(write_audio):
+    """Three short WAVs of different lengths and pitches, as str and Path."""
+    tones = [(500, 0.3), (1500, 0.7), (2500, 0.45)]
+    paths = [
+        write_audio(f"tone_{frequency}.wav", tone(frequency, seconds, 8000), 8000)
+        for frequency, seconds in tones
+    ]
+    return [paths[0], str(paths[1]), paths[2]]
+
+
+def record_decoded_files(monkeypatch) -> list:
+    """Record the files the transformer decodes from now on (arrays still load as usual)."""
+    decoded = []
+
+    def recording_load_audio(source, *args, **kwargs):
+        if isinstance(source, (str, os.PathLike)):
+            decoded.append(source)
+        return load_audio(source, *args, **kwargs)
+
+    monkeypatch.setattr(features, "load_audio", recording_load_audio)
+    return decoded
+
+
+@pytest.mark.parametrize("duration", [0.5, None])
+def test_cache_gives_the_uncached_result(duration, short_files, tmp_path):
+    X = [short_files[0], tone(1000, 0.6, 8000), *short_files[1:]]  # an array among files
+    params = {**CACHE_SPEC, "duration": duration, "batch_size": 2}
+    expected = MelSpectrogramTransformer(**params).fit_transform(X)
+    transformer = MelSpectrogramTransformer(**params, memory=tmp_path / "cache")
+    # An empty cache computes the same batches as no cache: bit for bit.
+    np.testing.assert_array_equal(transformer.fit_transform(X), expected)
+    # Files from the cache: same values, whatever batches they were computed in, in the
+    # order of the inputs, and padded as before with duration=None.
+    warm = transformer.fit_transform(X)
+    np.testing.assert_allclose(warm, expected, atol=1e-5, rtol=0, equal_nan=True)
+    reversed_order = transformer.set_params(batch_size=3).fit_transform(X[::-1])
+    np.testing.assert_allclose(reversed_order, expected[::-1], atol=1e-5, rtol=0, equal_nan=True)
+    # Each file is stored with its own frames, not its batch's: shorter files alone have
+    # fewer frames with duration=None.
+    shorter = [X[0], X[3]]
+    expected_shorter = MelSpectrogramTransformer(**params).fit_transform(shorter)
+    np.testing.assert_allclose(
+        transformer.fit_transform(shorter), expected_shorter, atol=1e-5, rtol=0, equal_nan=True
+    )
+
+
+@pytest.mark.parametrize("kind", ["str", "path", "joblib.Memory"])
+def test_second_transform_reads_the_cache_not_the_files(kind, short_files, tmp_path, monkeypatch):
+    folder = tmp_path / "cache"
+    memory = {"str": str(folder), "path": folder, "joblib.Memory": joblib.Memory(folder)}[kind]
+    X = [*short_files, tone(1000, 0.6, 8000)]
+    transformer = MelSpectrogramTransformer(**CACHE_SPEC, duration=None, memory=memory)
+    first = transformer.fit_transform(X)
+    assert len(list(folder.rglob("output.pkl"))) == 3  # one entry per file, none for the array
+    decoded = record_decoded_files(monkeypatch)
+    second = transformer.fit_transform(X)
+    assert decoded == []
+    np.testing.assert_allclose(second, first, atol=1e-5, rtol=0, equal_nan=True)
+
+
+def test_edited_file_is_recomputed(write_audio, tmp_path):
+    path = write_audio("song.wav", tone(500, 0.5, 8000), 8000)
+    transformer = MelSpectrogramTransformer(**CACHE_SPEC, duration=0.5, memory=tmp_path / "cache")
+    before = transformer.fit_transform([path])
+    size, mtime_ns = path.stat().st_size, path.stat().st_mtime_ns
+    write_audio("song.wav", tone(2500, 0.5, 8000), 8000)  # same size, other content
+    os.utime(path, ns=(mtime_ns + 10**9, mtime_ns + 10**9))  # later, even on coarse clocks
+    assert path.stat().st_size == size
+    after = transformer.fit_transform([path])
+    expected = MelSpectrogramTransformer(**CACHE_SPEC, duration=0.5).fit_transform([path])
+    np.testing.assert_allclose(after, expected, atol=1e-5, rtol=0)
+    assert np.abs(after - before).max() > 20  # the tone moved to other mel bands
+
+
+@pytest.mark.parametrize("changed", [{"n_mels": 8}, {"top_db": 40.0}, {"duration": 0.25}])
+def test_output_parameters_key_the_cache_but_batch_size_and_verbose_do_not(
+    changed, short_files, tmp_path, monkeypatch, capsys
+):
+    params = {**CACHE_SPEC, "duration": 0.5, "memory": tmp_path / "cache"}
+    MelSpectrogramTransformer(**params).fit_transform(short_files)
+    decoded = record_decoded_files(monkeypatch)
+    params.update(changed)
+    recomputed = MelSpectrogramTransformer(**params).fit_transform(short_files)
+    assert len(decoded) == 3
+    expected = MelSpectrogramTransformer(**{**params, "memory": None}).fit_transform(short_files)
+    np.testing.assert_array_equal(recomputed, expected)
+    decoded.clear()
+    again = MelSpectrogramTransformer(**params, batch_size=1, verbose=1).fit_transform(short_files)
+    assert decoded == []
+    np.testing.assert_array_equal(again, recomputed)
+    assert "3/3" in capsys.readouterr().err  # the progress bar counts cached inputs
+
+
+def test_memory_is_a_parameter_kept_by_clone_and_pickle(short_files, tmp_path, monkeypatch):
+    assert list(inspect.signature(MelSpectrogramTransformer).parameters)[-1] == "memory"
+    folder = str(tmp_path / "cache")
+    transformer = MelSpectrogramTransformer(**CACHE_SPEC, memory=folder)
+    assert transformer.get_params()["memory"] == folder
+    first = transformer.fit_transform(short_files)
+    decoded = record_decoded_files(monkeypatch)
+    for copy in (clone(transformer), pickle.loads(pickle.dumps(transformer))):
+        assert copy.get_params() == transformer.get_params()
+        np.testing.assert_array_equal(copy.fit_transform(short_files), first)
+    assert decoded == []
+
+
+def test_cache_reports_missing_files_as_without_it(tmp_path):
+    transformer = MelSpectrogramTransformer(duration=0.1, memory=tmp_path / "cache")
+    with pytest.raises(AudioError, match=r"missing\.wav: file not found"):
+        transformer.fit_transform([np.zeros(100), "missing.wav"])
 
 
 # -- properties -------------------------------------------------------------------------

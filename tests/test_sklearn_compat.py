@@ -38,12 +38,6 @@ EXPECTED_FAILED_CHECKS = {
             "demand rtol=1e-7. Sometimes they pass, hence xfail without strict.",
         ),
     },
-    "VotingClassifier": {
-        "check_fit2d_predict1d": (
-            "a 1-D list of file paths is the ensemble's usual input (its pipelines read the "
-            "files), so 1-D X cannot be rejected as this check expects."
-        ),
-    },
 }
 
 

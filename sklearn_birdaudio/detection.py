@@ -1,0 +1,565 @@
+"""Detection on long recordings: slide a fitted model's window over audio of any length.
+
+:func:`detect` scores every window of every recording and returns one row per
+(file, window, class above its threshold); :func:`window_scores` returns the full
+``(n_windows, n_classes)`` score matrix of one recording with its time axis.
+
+Audio is decoded and resampled block by block (:func:`~sklearn_birdaudio.stream_audio`)
+and windows are scored in batches, so memory does not grow with a recording's length.
+
+The window grid
+---------------
+Windows of ``window_seconds`` start every ``hop = window_seconds - overlap_seconds``
+seconds, at ``0, hop, 2 hop, ...``, until one reaches the end of the recording: a
+recording of ``d`` seconds gets ``1 + max(0, ceil((d - window_seconds) / hop))`` windows.
+The last one may extend past the end: it is scored on the audio that is there (the
+model's pipeline pads it as it pads short training clips) and reported with its true end,
+``end_s = d``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import numbers
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from joblib import Parallel, delayed
+from sklearn.utils.validation import check_is_fitted
+from tqdm.auto import tqdm
+
+from .audio import AudioError, audio_info, stream_audio
+from .features import MelSpectrogramTransformer
+from .tables import COLUMNS
+
+__all__ = ["WindowScores", "detect", "window_scores"]
+
+logger = logging.getLogger(__name__)
+
+READ_BLOCK_SECONDS = 60.0  # audio decoded per read; bounds memory with the batch
+
+
+# -- what the model expects -------------------------------------------------------------
+
+
+def _members(model) -> list:
+    """The estimators inside ``model``: pipeline steps and ensemble members, recursively."""
+    children = []
+    if hasattr(model, "steps"):
+        children = [step for _, step in model.steps if step not in (None, "passthrough")]
+    elif hasattr(model, "estimators_"):
+        children = list(model.estimators_)
+    return [model, *(member for child in children for member in _members(child))]
+
+
+def _pipelines(model) -> list:
+    """The leaf pipelines (or lone estimators) whose outputs an ensemble combines."""
+    if hasattr(model, "estimators_") and not hasattr(model, "steps"):
+        return [leaf for member in model.estimators_ for leaf in _pipelines(member)]
+    return [model]
+
+
+@dataclass(frozen=True)
+class _ModelAudio:
+    """What a fitted model expects of the audio windows it is given."""
+
+    sample_rate: int  # of the waveforms the model takes
+    window_seconds: float | None  # its window; None when it cannot be told
+    max_window_seconds: float | None  # longer windows would be cropped by the model
+    frequency_range: tuple[float, float] | None
+
+
+def _model_audio(model) -> _ModelAudio:
+    """Read the sample rate, window and band of a fitted model's mel front end(s)."""
+    settings = []
+    for pipeline in _pipelines(model):
+        members = _members(pipeline)
+        mels = [m for m in members if isinstance(m, MelSpectrogramTransformer)]
+        if not mels:
+            continue
+        mel = mels[0]
+        windows = [m.window_seconds for m in members if hasattr(m, "window_seconds")]
+        window = mel.duration if mel.duration is not None else (windows[0] if windows else None)
+        fmax = mel.fmax if mel.fmax is not None else mel.sample_rate / 2
+        settings.append(
+            (mel.input_sample_rate or mel.sample_rate, window, mel.duration, (mel.fmin, fmax))
+        )
+    if not settings:
+        return _ModelAudio(32000, None, None, None)
+    rates = {rate for rate, *_ in settings}
+    if len(rates) > 1:
+        raise ValueError(
+            f"The model's pipelines take waveforms at different sample rates {sorted(rates)}; "
+            "detect needs one rate for all of them."
+        )
+    windows = {window for _, window, _, _ in settings if window is not None}
+    crops = [duration for _, _, duration, _ in settings if duration is not None]
+    lows, highs = zip(*(band for *_, band in settings), strict=True)
+    return _ModelAudio(
+        sample_rate=rates.pop(),
+        window_seconds=windows.pop() if len(windows) == 1 else None,
+        max_window_seconds=min(crops) if crops else None,
+        frequency_range=(float(min(lows)), float(max(highs))),
+    )
+
+
+@dataclass(frozen=True)
+class _Grid:
+    """The window grid in samples at the model's sample rate."""
+
+    sample_rate: int
+    window: int
+    hop: int
+
+    def seconds(self, samples: int) -> float:
+        return samples / self.sample_rate
+
+
+def _make_grid(model_audio: _ModelAudio, window_seconds, overlap_seconds) -> _Grid:
+    if window_seconds is None:
+        window_seconds = model_audio.window_seconds
+        if window_seconds is None:
+            raise ValueError(
+                "window_seconds could not be read from the model (its pipelines disagree or "
+                "have no MelSpectrogramTransformer); pass window_seconds explicitly."
+            )
+    if not (isinstance(window_seconds, numbers.Real) and math.isfinite(window_seconds)) or (
+        window_seconds <= 0
+    ):
+        raise ValueError(f"window_seconds must be a positive number, got {window_seconds!r}.")
+    limit = model_audio.max_window_seconds
+    if limit is not None and window_seconds > limit + 1e-9:
+        raise ValueError(
+            f"window_seconds={window_seconds} is longer than the model's clips "
+            f"(MelSpectrogramTransformer(duration={limit})), which would crop each window and "
+            f"ignore part of the audio; expected window_seconds <= {limit}."
+        )
+    if not (
+        isinstance(overlap_seconds, numbers.Real)
+        and math.isfinite(overlap_seconds)
+        and 0 <= overlap_seconds < window_seconds
+    ):
+        raise ValueError(
+            f"overlap_seconds must be >= 0 and below window_seconds={window_seconds}, got "
+            f"{overlap_seconds!r}."
+        )
+    rate = model_audio.sample_rate
+    window = max(1, int(round(window_seconds * rate)))
+    hop = max(1, int(round((window_seconds - overlap_seconds) * rate)))
+    return _Grid(rate, window, min(hop, window))
+
+
+# -- windows of a stream ----------------------------------------------------------------
+
+
+def _windows(blocks: Iterator[np.ndarray], grid: _Grid) -> Iterator[tuple[int, np.ndarray]]:
+    """``(start sample, window)`` of the grid over a stream of mono blocks.
+
+    Only the samples of the current window (and one block) are held. The last window is
+    cut at the end of the audio (shorter than ``grid.window``) when it runs past it.
+    """
+    buffer = np.empty(0, dtype=np.float32)
+    buffer_start = 0  # sample index of buffer[0]
+    next_start = 0
+    for block in blocks:
+        buffer = np.concatenate([buffer, block]) if buffer.size else block
+        while next_start + grid.window <= buffer_start + buffer.shape[0]:
+            offset = next_start - buffer_start
+            yield next_start, buffer[offset : offset + grid.window].copy()
+            next_start += grid.hop
+        consumed = min(next_start - buffer_start, buffer.shape[0])
+        buffer, buffer_start = buffer[consumed:], buffer_start + consumed
+    end = buffer_start + buffer.shape[0]
+    # A window that ran past the end: only when the previous one did not reach it.
+    if next_start < end and (next_start == 0 or next_start - grid.hop + grid.window < end):
+        yield next_start, buffer[next_start - buffer_start :].copy()
+
+
+def _batches(windows, batch_size: int) -> Iterator[tuple[list[int], list[np.ndarray]]]:
+    starts, batch = [], []
+    for start, window in windows:
+        starts.append(start)
+        batch.append(window)
+        if len(batch) == batch_size:
+            yield starts, batch
+            starts, batch = [], []
+    if batch:
+        yield starts, batch
+
+
+def _score_stream(model, source, grid: _Grid, batch_size: int, input_sample_rate):
+    """Yield ``(starts, probabilities)`` per batch of windows of one recording.
+
+    After the generator is exhausted, ``state["n_samples"]`` is the recording's length.
+    """
+    blocks = stream_audio(
+        source,
+        block_seconds=READ_BLOCK_SECONDS,
+        sample_rate=grid.sample_rate,
+        source_rate=input_sample_rate,
+    )
+    for starts, batch in _batches(_windows(blocks, grid), batch_size):
+        probabilities = np.asarray(model.predict_proba(batch), dtype=np.float64)
+        ends = [start + window.shape[0] for start, window in zip(starts, batch, strict=True)]
+        yield np.asarray(starts), np.asarray(ends), probabilities
+
+
+def _check_batch_size(batch_size) -> None:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
+
+
+def _check_model(model) -> np.ndarray:
+    if not hasattr(model, "predict_proba"):
+        raise TypeError(
+            f"model must be a fitted classifier with predict_proba (a Pipeline of "
+            f"MelSpectrogramTransformer and AttentionCNNClassifier, or an ensemble of them), "
+            f"got {type(model).__name__}."
+        )
+    check_is_fitted(model)
+    return np.asarray(model.classes_)
+
+
+# -- one recording ----------------------------------------------------------------------
+
+
+@dataclass
+class WindowScores:
+    """The scores of every window of one recording.
+
+    Attributes
+    ----------
+    start_s, end_s : ndarray of shape (n_windows,)
+        Start and true end of each window in seconds (the last one ends at the end of
+        the recording).
+    scores : ndarray of shape (n_windows, n_classes)
+        The model's probability of each class in each window.
+    classes : ndarray of shape (n_classes,)
+        The class of each column.
+    duration_s : float
+        Length of the recording in seconds.
+    """
+
+    start_s: np.ndarray
+    end_s: np.ndarray
+    scores: np.ndarray
+    classes: np.ndarray
+    duration_s: float
+
+    def to_frame(self) -> pd.DataFrame:
+        """The scores as a DataFrame: one row per window, one column per class."""
+        index = pd.MultiIndex.from_arrays([self.start_s, self.end_s], names=["start_s", "end_s"])
+        return pd.DataFrame(self.scores, index=index, columns=list(self.classes))
+
+
+def window_scores(
+    model,
+    source,
+    window_seconds: float | None = None,
+    overlap_seconds: float = 0.0,
+    batch_size: int = 64,
+    input_sample_rate: int | None = None,
+) -> WindowScores:
+    """Score every window of one recording: the per-window score matrix and its time axis.
+
+    Parameters
+    ----------
+    model : fitted classifier
+        A fitted :class:`~sklearn.pipeline.Pipeline` of
+        :class:`~sklearn_birdaudio.MelSpectrogramTransformer` and a classifier (or an
+        ensemble of such pipelines); it is given waveform windows.
+    source : str, path-like or ndarray
+        An audio file, or a waveform at ``input_sample_rate``.
+    window_seconds : float, optional
+        Window length; by default the model's (its mel ``duration``, or its classifier's
+        ``window_seconds`` when the mel keeps whole recordings).
+    overlap_seconds : float, default=0.0
+        Overlap of successive windows in seconds.
+    batch_size : int, default=64
+        Windows scored at once.
+    input_sample_rate : int, optional
+        Sample rate of an array ``source``; by default the rate the model takes.
+
+    Returns
+    -------
+    WindowScores
+        ``start_s``, ``end_s``, ``scores`` ``(n_windows, n_classes)``, ``classes`` and
+        ``duration_s``; see the module docstring for the window grid.
+
+    Raises
+    ------
+    AudioError
+        If the recording cannot be read.
+    """
+    classes = _check_model(model)
+    _check_batch_size(batch_size)
+    grid = _make_grid(_model_audio(model), window_seconds, overlap_seconds)
+    parts = list(_score_stream(model, source, grid, batch_size, input_sample_rate))
+    starts, ends, scores = (np.concatenate(arrays) for arrays in zip(*parts, strict=True))
+    return WindowScores(
+        start_s=starts / grid.sample_rate,
+        end_s=ends / grid.sample_rate,
+        scores=scores,
+        classes=classes,
+        duration_s=float(ends[-1]) / grid.sample_rate,
+    )
+
+
+# -- many recordings --------------------------------------------------------------------
+
+
+def _thresholds(classes: np.ndarray, min_confidence, thresholds) -> np.ndarray:
+    """Per-class thresholds: ``min_confidence`` overridden by the ``thresholds`` mapping."""
+    if not (isinstance(min_confidence, numbers.Real) and 0 <= min_confidence <= 1):
+        raise ValueError(f"min_confidence must be a number in [0, 1], got {min_confidence!r}.")
+    per_class = np.full(len(classes), float(min_confidence))
+    if thresholds is None:
+        return per_class
+    if not isinstance(thresholds, Mapping):
+        raise TypeError(
+            f"thresholds must map class names to thresholds, got {type(thresholds).__name__}."
+        )
+    column = {str(label): index for index, label in enumerate(classes)}
+    unknown = [name for name in thresholds if str(name) not in column]
+    if unknown:
+        raise ValueError(
+            f"thresholds name classes the model does not have: {unknown}; its classes are "
+            f"{[str(label) for label in classes]}."
+        )
+    for name, value in thresholds.items():
+        if not (isinstance(value, numbers.Real) and 0 <= value <= 1):
+            raise ValueError(f"thresholds[{name!r}] must be a number in [0, 1], got {value!r}.")
+        per_class[column[str(name)]] = float(value)
+    return per_class
+
+
+def _source_name(source, index: int) -> str:
+    if isinstance(source, (str, os.PathLike)):
+        return os.fspath(source)
+    return f"array {index}"
+
+
+def _as_source_list(sources) -> list:
+    if isinstance(sources, (str, os.PathLike)) or (
+        isinstance(sources, np.ndarray) and sources.dtype != object
+    ):
+        return [sources]  # one recording (an array may be multi-channel)
+    if isinstance(sources, pd.Series):
+        return sources.tolist()
+    try:
+        return list(sources)
+    except TypeError:
+        raise TypeError(
+            f"sources must be a path, a waveform or a list of them, got {type(sources).__name__}."
+        ) from None
+
+
+def _expected_seconds(source, sample_rate: int, input_sample_rate) -> float:
+    """Length of a recording from its header (or shape), for the progress bar; 0 if unknown."""
+    try:
+        if isinstance(source, (str, os.PathLike)):
+            return audio_info(source).duration_seconds
+        return np.shape(source)[-1] / (input_sample_rate or sample_rate)
+    except (AudioError, IndexError):
+        return 0.0
+
+
+@dataclass
+class _FileResult:
+    name: str
+    detections: pd.DataFrame
+    duration_s: float | None
+    error: str | None
+
+
+def _detect_one(model, source, name, grid, per_class, classes, batch_size, input_sample_rate):
+    """Detections of one recording; an unreadable one gives its error instead of raising.
+
+    Detections from the part of a file before a decoding error are kept.
+    """
+    frames, end, error = [], 0, None
+    try:
+        for starts, ends, probabilities in _score_stream(
+            model, source, grid, batch_size, input_sample_rate
+        ):
+            window_index, class_index = np.nonzero(probabilities >= per_class)
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "file": name,
+                        "start_s": starts[window_index] / grid.sample_rate,
+                        "end_s": ends[window_index] / grid.sample_rate,
+                        "label": classes[class_index],
+                        "confidence": probabilities[window_index, class_index],
+                    }
+                )
+            )
+            end = int(ends[-1])
+    except AudioError as exception:
+        error = str(exception)
+        if end:
+            logger.warning(
+                "stopped reading %s after %.1f s: %s", name, end / grid.sample_rate, error
+            )
+        else:
+            logger.warning("skipped %s: %s", name, error)
+    detections = pd.concat(frames, ignore_index=True) if frames else None
+    duration = end / grid.sample_rate if end else None
+    return _FileResult(name, detections, duration, error)
+
+
+def _empty_detections(classes: np.ndarray) -> pd.DataFrame:
+    dtypes = dict(zip(COLUMNS, [object, float, float, classes.dtype, float], strict=True))
+    return pd.DataFrame({column: pd.Series(dtype=dtype) for column, dtype in dtypes.items()})
+
+
+def detect(
+    model,
+    sources,
+    window_seconds: float | None = None,
+    overlap_seconds: float = 0.0,
+    min_confidence: float = 0.1,
+    thresholds: Mapping[str, float] | None = None,
+    batch_size: int = 64,
+    n_jobs: int | None = 1,
+    input_sample_rate: int | None = None,
+    verbose: int = 1,
+) -> pd.DataFrame:
+    """Detect species in recordings of any length, window by window.
+
+    Each recording is read block by block, cut into the window grid (see the module
+    docstring) and scored in batches; memory does not grow with its length.
+
+    Parameters
+    ----------
+    model : fitted classifier
+        A fitted :class:`~sklearn.pipeline.Pipeline` of
+        :class:`~sklearn_birdaudio.MelSpectrogramTransformer` and a classifier, or an
+        ensemble of such pipelines (:class:`~sklearn_birdaudio.VotingClassifier`). Any
+        fitted classifier whose ``predict_proba`` takes a list of waveforms works.
+    sources : path, waveform, or list of paths and waveforms
+        The recordings: audio files (WAV, FLAC, OGG, MP3, ...) or waveforms at
+        ``input_sample_rate``. A single path or array is one recording.
+    window_seconds : float, optional
+        Window length; by default the model's (its mel ``duration``, or its classifier's
+        ``window_seconds`` when the mel keeps whole recordings). It may be shorter than
+        the model's clips (windows are then padded as short clips are), not longer.
+    overlap_seconds : float, default=0.0
+        Overlap of successive windows in seconds, ``0 <= overlap_seconds < window_seconds``.
+    min_confidence : float, default=0.1
+        A (window, class) is reported when its probability is at least this.
+    thresholds : mapping of str to float, optional
+        Per-class thresholds that replace ``min_confidence`` for the classes they name,
+        e.g. ``{"Turdus plumbeus": 0.6}``; naming a class the model lacks is an error.
+    batch_size : int, default=64
+        Windows scored at once; with ``window_seconds=5`` at 32 kHz, 64 windows hold
+        41 MB of audio.
+    n_jobs : int or None, default=1
+        Recordings scored in parallel processes (joblib; ``-1`` uses every core). Each
+        process gets ``cores / n_jobs`` torch threads.
+    input_sample_rate : int, optional
+        Sample rate of waveform sources; by default the rate the model takes.
+    verbose : int, default=1
+        Show a progress bar over the audio seconds scored; 0 is silent.
+
+    Returns
+    -------
+    detections : pandas.DataFrame
+        Columns ``file, start_s, end_s, label, confidence``, one row per (recording,
+        window, class at or above its threshold), sorted by recording (input order),
+        window start, then decreasing confidence. ``file`` is the path as given, or
+        ``"array i"`` for the i-th source when it is a waveform. Its ``attrs`` hold:
+
+        - ``"durations"``: ``{file: seconds}`` of every recording that was scored, even
+          those without detections;
+        - ``"errors"``: a list of ``{"file": ..., "error": ...}`` for recordings that
+          could not be read. They are skipped (and logged) without stopping the others;
+          a file that fails part-way keeps the detections of the part before the error;
+        - ``"frequency_range"``: ``(low Hz, high Hz)`` of the model's mel band, used by
+          the Raven writer of :mod:`sklearn_birdaudio.tables`.
+
+    Raises
+    ------
+    ValueError
+        For invalid parameters, naming them.
+
+    See Also
+    --------
+    window_scores : The full score matrix of one recording.
+    sklearn_birdaudio.tables.write_detections : Write CSV, Raven and Audacity tables.
+    """
+    classes = _check_model(model)
+    _check_batch_size(batch_size)
+    model_audio = _model_audio(model)
+    grid = _make_grid(model_audio, window_seconds, overlap_seconds)
+    per_class = _thresholds(classes, min_confidence, thresholds)
+    source_list = _as_source_list(sources)
+    names = [_source_name(source, index) for index, source in enumerate(source_list)]
+    if len(set(names)) != len(names):
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        raise ValueError(f"sources lists the same file more than once: {repeated}.")
+
+    expected = sum(
+        _expected_seconds(source, grid.sample_rate, input_sample_rate) for source in source_list
+    )
+    arguments = (grid, per_class, classes, batch_size, input_sample_rate)
+    results = {}
+    with tqdm(total=round(expected, 1), desc="detect", unit="s audio", disable=not verbose) as bar:
+        for result in _run(model, source_list, names, arguments, n_jobs):
+            results[result.name] = result
+            bar.update(round(result.duration_s or 0.0, 1))
+            bar.set_postfix(files=f"{len(results)}/{len(names)}")
+
+    ordered = [results[name] for name in names]
+    frames = [result.detections for result in ordered if result.detections is not None]
+    detections = pd.concat(frames, ignore_index=True) if frames else _empty_detections(classes)
+    order = {name: index for index, name in enumerate(names)}
+    detections = detections.assign(_order=detections["file"].map(order))
+    detections = detections.sort_values(
+        ["_order", "start_s", "confidence"], ascending=[True, True, False], kind="stable"
+    )
+    detections = detections.drop(columns="_order").reset_index(drop=True)
+    detections.attrs["durations"] = {
+        result.name: result.duration_s for result in ordered if result.duration_s is not None
+    }
+    detections.attrs["errors"] = [
+        {"file": result.name, "error": result.error} for result in ordered if result.error
+    ]
+    detections.attrs["frequency_range"] = model_audio.frequency_range
+    return detections
+
+
+def _run(model, source_list, names, arguments, n_jobs) -> Iterator[_FileResult]:
+    """Score each source, in this process or in ``n_jobs`` worker processes."""
+    n_workers = min(len(source_list), _effective_n_jobs(n_jobs))
+    if n_workers <= 1:
+        for source, name in zip(source_list, names, strict=True):
+            yield _detect_one(model, source, name, *arguments)
+        return
+    threads = max(1, (os.cpu_count() or 1) // n_workers)
+    yield from Parallel(n_jobs=n_workers, return_as="generator_unordered")(
+        delayed(_detect_one_with_threads)(threads, model, source, name, *arguments)
+        for source, name in zip(source_list, names, strict=True)
+    )
+
+
+def _effective_n_jobs(n_jobs) -> int:
+    if n_jobs is None:
+        return 1
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, (int, np.integer)) or n_jobs == 0:
+        raise ValueError(f"n_jobs must be a non-zero integer or None, got {n_jobs!r}.")
+    cores = os.cpu_count() or 1
+    return int(n_jobs) if n_jobs > 0 else max(1, cores + 1 + int(n_jobs))
+
+
+def _detect_one_with_threads(threads: int, *arguments) -> _FileResult:
+    import torch
+
+    torch.set_num_threads(threads)
+    return _detect_one(*arguments)

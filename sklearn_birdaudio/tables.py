@@ -1,0 +1,627 @@
+"""Writers and readers of detection tables: CSV, Raven Pro selection tables, Audacity labels.
+
+:func:`~sklearn_birdaudio.detection.detect` returns a :class:`pandas.DataFrame` with the
+columns ``file, start_s, end_s, label, confidence``. This module writes it in the formats
+bioacoustics tools read, laid out as BirdNET-Analyzer writes them, and reads them back:
+
+``"csv"``
+    The five columns, comma-separated, with a header row and full float precision: the only
+    format that keeps every value exactly.
+``"raven"``
+    A Raven Pro selection table (tab-separated): one selection per detection, with the
+    columns ``Selection, View, Channel, Begin Time (s), End Time (s), Low Freq (Hz),
+    High Freq (Hz), Species, Confidence, Begin Path, File Offset (s)``. A table of several
+    files is the combined form Raven uses for a list of files opened as one: begin and end
+    times are on the timeline of the files played one after another, ``Begin Path`` names the
+    file and ``File Offset (s)`` is the start within it. In a per-file table the begin time is
+    the time within the file. Low and high frequency are the model's band.
+``"audacity"``
+    An Audacity label track: one ``start<TAB>end<TAB>label;confidence`` line per detection,
+    no header. A label track belongs to one recording.
+
+Raven and Audacity tables hold times and confidences with six decimals, so that a round trip
+(:func:`write_detections`, then :func:`read_detections`) gives them back within 1e-6. Every
+table is written atomically (:func:`atomic_write_text`): a crash never leaves half a table,
+and an existing table is only ever replaced by a complete one.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import secrets
+from collections.abc import Iterable
+from itertools import accumulate
+from pathlib import Path, PurePath
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "atomic_write_text",
+    "read_detections",
+    "table_path_for",
+    "write_detections",
+    "write_detections_per_file",
+]
+
+COLUMNS = ("file", "start_s", "end_s", "label", "confidence")
+RAVEN_COLUMNS = (
+    "Selection",
+    "View",
+    "Channel",
+    "Begin Time (s)",
+    "End Time (s)",
+    "Low Freq (Hz)",
+    "High Freq (Hz)",
+    "Species",
+    "Confidence",
+    "Begin Path",
+    "File Offset (s)",
+)
+# What a per-file table's name ends with, after "<audio file stem>.birdaudio.".
+PER_FILE_SUFFIXES = {"csv": "csv", "raven": "selections.txt", "audacity": "labels.txt"}
+FORMATS = tuple(PER_FILE_SUFFIXES)
+TABLE_TAG = ".birdaudio."
+DECIMALS = 6
+DEFAULT_FREQUENCY_RANGE = (0.0, 16000.0)
+_CANONICAL_INTEGER = r"-?(?:0|[1-9][0-9]*)"
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write UTF-8 text to a file atomically: all of it or, on any error, nothing.
+
+    The text goes to a temporary file in the same folder, which is flushed to disk and then
+    renamed onto ``path`` with :func:`os.replace` (atomic on POSIX and Windows). If anything
+    fails, the temporary file is removed and a file already at ``path`` is left as it was.
+    Missing parent folders are created. Line endings are written as given.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file to write.
+    text : str
+        Its whole content.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = atomic_write_text(Path(folder) / "new" / "notes.txt", "a\\n")
+    ...     path.read_text(), sorted(p.name for p in path.parent.iterdir())
+    ('a\\n', ['notes.txt'])
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+    # Mode 0o666 lets the umask decide the permissions, as open() does; tempfile.mkstemp
+    # would leave the table readable by its owner only.
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    descriptor = os.open(temporary, flags, 0o666)
+    try:
+        with open(descriptor, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _checked_format(format: str) -> str:
+    if format not in PER_FILE_SUFFIXES:
+        allowed = ", ".join(map(repr, FORMATS))
+        raise ValueError(f"format must be one of {allowed}; got {format!r}.")
+    return format
+
+
+def _checked_detections(detections: pd.DataFrame) -> pd.DataFrame:
+    """The five columns of a detection table, with files as str and numbers as float."""
+    if not isinstance(detections, pd.DataFrame):
+        raise TypeError(
+            f"detections must be a pandas DataFrame with the columns {list(COLUMNS)}; "
+            f"got {type(detections).__name__}."
+        )
+    missing = [column for column in COLUMNS if column not in detections.columns]
+    if missing:
+        raise ValueError(
+            f"detections is missing the column(s) {missing}; a detection table has the "
+            f"columns {list(COLUMNS)}, as detect() returns."
+        )
+    rows = detections.loc[:, list(COLUMNS)].reset_index(drop=True)
+    rows["file"] = rows["file"].astype(str)
+    for column in ("start_s", "end_s", "confidence"):
+        try:
+            rows[column] = rows[column].astype(float)
+        except (TypeError, ValueError) as error:
+            raise ValueError(
+                f"detections[{column!r}] must hold numbers; converting it failed: {error}."
+            ) from error
+    return rows
+
+
+def _check_one_line_fields(rows: pd.DataFrame, format: str) -> None:
+    """Tab-separated formats cannot hold tabs or line breaks in labels (or in files)."""
+    columns = {"raven": ("label", "file"), "audacity": ("label",)}.get(format, ())
+    for column in columns:
+        values = rows[column].astype(str)
+        breaks = values.str.contains(r"[\t\n\r]", regex=True)
+        if breaks.any():
+            raise ValueError(
+                f"{column} {values[breaks].iloc[0]!r} contains a tab or line break, which the "
+                f"{format} format cannot hold; expected one-line text without tabs."
+            )
+
+
+def _file_durations(attrs: dict, rows: pd.DataFrame) -> dict[str, float]:
+    """Duration of every file, in table order.
+
+    Files in ``attrs["durations"]`` come first, in its order, then files seen only in rows,
+    whose duration is taken as their last detection's end.
+    """
+    durations = {str(file): float(seconds) for file, seconds in attrs.get("durations", {}).items()}
+    last_ends = rows.groupby("file", sort=False)["end_s"].max()
+    for file, end_s in last_ends.items():
+        durations.setdefault(file, float(end_s))
+    return durations
+
+
+def _failed_files(attrs: dict) -> list[str]:
+    return [str(failure["file"]) for failure in attrs.get("errors", [])]
+
+
+def _frequency_range(
+    attrs: dict, low_freq: float | None, high_freq: float | None
+) -> tuple[float, float]:
+    default_low, default_high = attrs.get("frequency_range", DEFAULT_FREQUENCY_RANGE)
+    low = float(default_low if low_freq is None else low_freq)
+    high = float(default_high if high_freq is None else high_freq)
+    if not (0 <= low < high < np.inf):
+        raise ValueError(
+            "low_freq and high_freq (or detections.attrs['frequency_range']) must satisfy "
+            f"0 <= low_freq < high_freq < inf; got low_freq={low}, high_freq={high}."
+        )
+    return low, high
+
+
+def _decimal_text(values: Iterable[float]) -> list[str]:
+    return [f"{value:.{DECIMALS}f}" for value in values]
+
+
+def _tab_separated(header: Iterable[str] | None, records: Iterable[Iterable[str]]) -> str:
+    lines = ([] if header is None else ["\t".join(header)]) + ["\t".join(r) for r in records]
+    return "".join(line + "\n" for line in lines)
+
+
+def _raven_text(
+    rows: pd.DataFrame, file_offsets: dict[str, float], frequency_range: tuple[float, float]
+) -> str:
+    # Offsets and in-file times are rounded before they are added, so that
+    # Begin Time - File Offset is the same decimal for every row of a file and a reader
+    # recovers in-file times within the rounding of one number.
+    offsets = np.round(rows["file"].map(file_offsets).to_numpy(dtype=float), DECIMALS)
+    starts = np.round(rows["start_s"].to_numpy(), DECIMALS)
+    ends = np.round(rows["end_s"].to_numpy(), DECIMALS)
+    n_rows = len(rows)
+    low, high = (str(frequency) for frequency in frequency_range)
+    fields = {
+        "Selection": [str(number) for number in range(1, n_rows + 1)],
+        "View": ["Spectrogram 1"] * n_rows,
+        "Channel": ["1"] * n_rows,
+        "Begin Time (s)": _decimal_text(offsets + starts),
+        "End Time (s)": _decimal_text(offsets + ends),
+        "Low Freq (Hz)": [low] * n_rows,
+        "High Freq (Hz)": [high] * n_rows,
+        "Species": rows["label"].astype(str).tolist(),
+        "Confidence": _decimal_text(rows["confidence"]),
+        "Begin Path": rows["file"].tolist(),
+        "File Offset (s)": _decimal_text(starts),
+    }
+    return _tab_separated(
+        RAVEN_COLUMNS, zip(*(fields[name] for name in RAVEN_COLUMNS), strict=True)
+    )
+
+
+def _audacity_text(rows: pd.DataFrame) -> str:
+    label_texts = [
+        f"{label};{confidence:.{DECIMALS}f}"
+        for label, confidence in zip(rows["label"], rows["confidence"], strict=True)
+    ]
+    starts, ends = _decimal_text(rows["start_s"]), _decimal_text(rows["end_s"])
+    return _tab_separated(None, zip(starts, ends, label_texts, strict=True))
+
+
+def _table_text(
+    rows: pd.DataFrame,
+    format: str,
+    file_offsets: dict[str, float],
+    frequency_range: tuple[float, float],
+) -> str:
+    if format == "csv":
+        return rows.to_csv(index=False, lineterminator="\n")
+    if format == "raven":
+        return _raven_text(rows, file_offsets, frequency_range)
+    return _audacity_text(rows)
+
+
+def write_detections(
+    detections: pd.DataFrame,
+    path: str | os.PathLike,
+    format: str = "csv",
+    low_freq: float | None = None,
+    high_freq: float | None = None,
+) -> Path:
+    """Write a detection table to one file.
+
+    Parameters
+    ----------
+    detections : pandas.DataFrame
+        Columns ``file, start_s, end_s, label, confidence``, as :func:`detect` returns. Its
+        ``attrs`` are used when present: ``"durations"`` (seconds per file; the Raven timeline
+        takes a file missing from it as long as its last detection's end) and
+        ``"frequency_range"`` (the Raven band; default ``(0.0, 16000.0)``).
+    path : str or path-like
+        The table to write; missing parent folders are created. It is written atomically.
+    format : {"csv", "raven", "audacity"}, default="csv"
+        ``"csv"``: the five columns at full precision. ``"raven"``: a Raven Pro selection
+        table; with several files, the combined form whose times run on the files played
+        one after another (in ``attrs["durations"]`` order, then row order). ``"audacity"``:
+        an Audacity label track, ``label;confidence`` as label text; one audio file only.
+    low_freq, high_freq : float, optional
+        Band written in Raven's ``Low Freq (Hz)`` and ``High Freq (Hz)``; override
+        ``attrs["frequency_range"]``.
+
+    Returns
+    -------
+    pathlib.Path
+        The table written.
+
+    Raises
+    ------
+    ValueError
+        If ``format`` is unknown, a column is missing, the band is invalid, a label (or,
+        for Raven, a file) holds a tab or line break, or an Audacity track would cover
+        several files (use :func:`write_detections_per_file`).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> detections = pd.DataFrame({"file": ["a.wav", "b.wav"], "start_s": [0.0, 3.0],
+    ...     "end_s": [3.0, 5.5], "label": ["amerob", "norcar"], "confidence": [0.9, 0.75]})
+    >>> detections.attrs["durations"] = {"a.wav": 10.0, "b.wav": 5.5}
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = write_detections(detections, Path(folder) / "run.txt", format="raven")
+    ...     lines = path.read_text().splitlines()
+    >>> lines[2].split("\\t")
+    ['2', 'Spectrogram 1', '1', '13.000000', '15.500000', '0.0', '16000.0', 'norcar', \
+'0.750000', 'b.wav', '3.000000']
+    """
+    format = _checked_format(format)
+    rows = _checked_detections(detections)
+    _check_one_line_fields(rows, format)
+    frequency_range = _frequency_range(detections.attrs, low_freq, high_freq)
+    files = rows["file"].unique()
+    if format == "audacity" and len(files) > 1:
+        raise ValueError(
+            f"An Audacity label track belongs to one audio file, but detections cover "
+            f"{len(files)} files ({', '.join(files[:3])}{', ...' if len(files) > 3 else ''}); use "
+            "write_detections_per_file(detections, folder, format='audacity') to write one "
+            "label track per file."
+        )
+    durations = _file_durations(detections.attrs, rows)
+    # Each file starts where the files before it end.
+    starts_s = list(accumulate(durations.values(), initial=0.0))[:-1]
+    file_offsets = dict(zip(durations, starts_s, strict=True))
+    return atomic_write_text(path, _table_text(rows, format, file_offsets, frequency_range))
+
+
+def _table_stems(audio_files: Iterable[str]) -> dict[str, str]:
+    """The stem of each file's per-file tables, unique even where audio stems are not.
+
+    Each audio stem goes to the first file (in sorted path order) that has it; the other
+    files with that stem get ``_2``, ``_3``, ... appended, skipping stems already taken.
+    Stems are compared case-insensitively, for case-insensitive file systems.
+    """
+    stems: dict[str, str] = {}
+    taken: set[str] = set()
+    files = sorted(set(audio_files))
+    for file in files:
+        stem = PurePath(file).stem
+        if stem.casefold() not in taken:
+            stems[file] = stem
+            taken.add(stem.casefold())
+    for file in (file for file in files if file not in stems):
+        stem = PurePath(file).stem
+        number = 2
+        while f"{stem}_{number}".casefold() in taken:
+            number += 1
+        stems[file] = f"{stem}_{number}"
+        taken.add(stems[file].casefold())
+    return stems
+
+
+def _per_file_path(table_stem: str, folder: str | os.PathLike, format: str) -> Path:
+    return Path(folder) / f"{table_stem}{TABLE_TAG}{PER_FILE_SUFFIXES[format]}"
+
+
+def table_path_for(
+    audio_file: str | os.PathLike,
+    folder: str | os.PathLike,
+    format: str = "raven",
+    audio_files: Iterable[str | os.PathLike] | None = None,
+) -> Path:
+    """The per-file table that :func:`write_detections_per_file` writes for an audio file.
+
+    The name is ``<audio file stem>.birdaudio.<suffix>`` in ``folder``, with suffix
+    ``selections.txt`` (Raven), ``labels.txt`` (Audacity) or ``csv``. Where several files
+    of a run share a stem (``x/rec.wav`` and ``y/rec.wav``, or ``rec.wav`` and ``REC.flac``),
+    the first one in sorted path order keeps it and the others get ``_2``, ``_3``, ...
+    (``rec_2.birdaudio.selections.txt``), skipping names that another file's stem already
+    takes. The names depend on the set of files only, not on their order.
+
+    Parameters
+    ----------
+    audio_file : str or path-like
+        The audio file, as named in the detection table's ``file`` column.
+    folder : str or path-like
+        Folder of the per-file tables.
+    format : {"csv", "raven", "audacity"}, default="raven"
+        The table format.
+    audio_files : iterable of str or path-like, optional
+        Every audio file of the run, scored or not (``attrs["durations"]`` and
+        ``attrs["errors"]``), to resolve shared stems as the writer did. Without it, the
+        name is the plain stem's, which is right for every file whose stem is unique.
+
+    Returns
+    -------
+    pathlib.Path
+        Path of the table.
+
+    Raises
+    ------
+    ValueError
+        If ``format`` is unknown.
+
+    Examples
+    --------
+    >>> table_path_for("site/dawn.wav", "tables").as_posix()
+    'tables/dawn.birdaudio.selections.txt'
+    >>> table_path_for("y/rec.wav", "t", "csv", audio_files=["x/rec.wav", "y/rec.wav"]).name
+    'rec_2.birdaudio.csv'
+    """
+    format = _checked_format(format)
+    audio_file = os.fspath(audio_file)
+    if audio_files is None:
+        return _per_file_path(PurePath(audio_file).stem, folder, format)
+    stems = _table_stems([*map(os.fspath, audio_files), audio_file])
+    return _per_file_path(stems[audio_file], folder, format)
+
+
+def write_detections_per_file(
+    detections: pd.DataFrame,
+    folder: str | os.PathLike,
+    format: str = "raven",
+    low_freq: float | None = None,
+    high_freq: float | None = None,
+) -> list[Path]:
+    """Write one table per audio file, as BirdNET-Analyzer does by default.
+
+    Every file in ``detections.attrs["durations"]`` gets a table, so a file scored without
+    detections gets a header-only one (an empty one for Audacity): it shows the file was
+    scored, and lets a resumed run skip it. Files seen only in rows get one too. Raven
+    tables are the single-file form: begin and end times are within the file.
+
+    Parameters
+    ----------
+    detections : pandas.DataFrame
+        Columns ``file, start_s, end_s, label, confidence``, as :func:`detect` returns,
+        with its ``attrs`` (see :func:`write_detections`).
+    folder : str or path-like
+        Where the tables go; created if missing. Names are given by :func:`table_path_for`:
+        ``<audio file stem>.birdaudio.<suffix>``, with ``_2``, ``_3``, ... appended to the
+        stem for files whose stem another file of the run (``attrs["errors"]`` included)
+        also has.
+    format : {"raven", "audacity", "csv"}, default="raven"
+        Format of the tables (see :func:`write_detections`).
+    low_freq, high_freq : float, optional
+        Band of the Raven tables; override ``attrs["frequency_range"]``.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The tables written, in file order.
+
+    Raises
+    ------
+    ValueError
+        As :func:`write_detections`, checked before any table is written.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> detections = pd.DataFrame({"file": ["a.wav"], "start_s": [0.0], "end_s": [3.0],
+    ...     "label": ["amerob"], "confidence": [0.9]})
+    >>> detections.attrs["durations"] = {"a.wav": 10.0, "quiet.wav": 10.0}
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     paths = write_detections_per_file(detections, folder, format="audacity")
+    ...     [(path.name, path.read_text()) for path in paths]
+    [('a.birdaudio.labels.txt', '0.000000\\t3.000000\\tamerob;0.900000\\n'), \
+('quiet.birdaudio.labels.txt', '')]
+    """
+    format = _checked_format(format)
+    rows = _checked_detections(detections)
+    _check_one_line_fields(rows, format)
+    frequency_range = _frequency_range(detections.attrs, low_freq, high_freq)
+    durations = _file_durations(detections.attrs, rows)
+    table_stems = _table_stems([*durations, *_failed_files(detections.attrs)])
+    rows_by_file = dict(iter(rows.groupby("file", sort=False)))
+    no_rows = rows.iloc[:0]
+    return [
+        atomic_write_text(
+            _per_file_path(table_stems[file], folder, format),
+            _table_text(rows_by_file.get(file, no_rows), format, {file: 0.0}, frequency_range),
+        )
+        for file in durations
+    ]
+
+
+def _audio_name(table_path: Path) -> str:
+    """The audio file a table was written for, as far as its name tells: its stem."""
+    for suffix in PER_FILE_SUFFIXES.values():
+        if table_path.name.endswith(TABLE_TAG + suffix):
+            return table_path.name[: -len(TABLE_TAG + suffix)]
+    return table_path.stem
+
+
+def _inferred_format(path: Path, text: str) -> str:
+    if path.suffix.lower() == ".csv":
+        return "csv"
+    return "raven" if text.startswith("Selection\t") else "audacity"
+
+
+def _read_delimited(text: str, path: Path, separator: str, required: Iterable[str]):
+    """Read a table with a header row, every field as str, and check its columns."""
+    try:
+        table = pd.read_csv(
+            io.StringIO(text),
+            sep=separator,
+            dtype=str,
+            keep_default_na=False,
+            quoting=csv.QUOTE_NONE if separator == "\t" else csv.QUOTE_MINIMAL,
+        )
+    except pd.errors.EmptyDataError as error:
+        raise ValueError(f"{path}: is empty; expected a table with a header row.") from error
+    missing = [column for column in required if column not in table.columns]
+    if missing:
+        raise ValueError(
+            f"{path}: lacks the column(s) {missing}; its header is {list(table.columns)}."
+        )
+    return table
+
+
+def _numbers(values: pd.Series, path: Path) -> pd.Series:
+    try:
+        return values.astype(float)
+    except ValueError as error:
+        raise ValueError(
+            f"{path}: column {values.name!r} holds a value that is not a number ({error})."
+        ) from error
+
+
+def _read_csv(text: str, path: Path) -> pd.DataFrame:
+    return _read_delimited(text, path, ",", COLUMNS).loc[:, list(COLUMNS)]
+
+
+def _read_raven(text: str, path: Path) -> pd.DataFrame:
+    required = ("Begin Time (s)", "End Time (s)", "Species", "Confidence")
+    table = _read_delimited(text, path, "\t", required)
+    begin_s = _numbers(table["Begin Time (s)"], path)
+    end_s = _numbers(table["End Time (s)"], path)
+    # Tables that Raven itself writes have no File Offset: their times are within the file.
+    start_s = _numbers(table["File Offset (s)"], path) if "File Offset (s)" in table else begin_s
+    return pd.DataFrame(
+        {
+            "file": table["Begin Path"] if "Begin Path" in table else _audio_name(path),
+            "start_s": start_s,
+            "end_s": start_s + (end_s - begin_s),
+            "label": table["Species"],
+            "confidence": table["Confidence"],
+        }
+    )
+
+
+def _label_and_confidence(label_text: str) -> tuple[str, float]:
+    """Split BirdNET's ``label;confidence`` at the last ``;``; text without a number after
+    it is all label, with an unknown (NaN) confidence."""
+    label, separator, confidence = label_text.rpartition(";")
+    try:
+        return (label, float(confidence)) if separator else (label_text, np.nan)
+    except ValueError:
+        return label_text, np.nan
+
+
+def _read_audacity(text: str, path: Path) -> pd.DataFrame:
+    records = []
+    for line_number, line in enumerate(text.splitlines(), start=1):
+        # Audacity writes a spectral selection as an extra line starting with a backslash.
+        if not line.strip() or line.startswith("\\"):
+            continue
+        fields = line.split("\t")
+        if len(fields) != 3:
+            raise ValueError(
+                f"{path}, line {line_number}: expected 'start<TAB>end<TAB>label' as in an "
+                f"Audacity label track; got {line!r}."
+            )
+        start_s, end_s, label_text = fields
+        records.append((_audio_name(path), start_s, end_s, *_label_and_confidence(label_text)))
+    return pd.DataFrame(records, columns=list(COLUMNS))
+
+
+def read_detections(
+    path: str | os.PathLike, format: str | None = None, file: str | None = None
+) -> pd.DataFrame:
+    """Read a table written by :func:`write_detections` or :func:`write_detections_per_file`.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The table.
+    format : {"csv", "raven", "audacity"}, optional
+        Its format. By default: ``"csv"`` for a ``.csv`` file, ``"raven"`` when the first
+        line starts with ``Selection<TAB>``, otherwise ``"audacity"``.
+    file : str, optional
+        The audio file of every row, overriding what the table says. Without it the file
+        comes from the table's ``file`` column (CSV) or ``Begin Path`` (Raven); an
+        Audacity track (or a Raven table without ``Begin Path``) does not name its audio
+        file, so it is the table's name without ``.birdaudio.<suffix>`` (or without its
+        suffix): ``"dawn"`` for ``dawn.birdaudio.labels.txt``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``file, start_s, end_s, label, confidence``, in table order. From a Raven
+        table, ``start_s`` is ``File Offset (s)`` and ``end_s`` is ``start_s`` plus the
+        selection's length. Labels come back as ``int`` when every label of the table is an
+        integer written plainly (``"3"``, not ``"03"``), otherwise as ``str``. An Audacity
+        label without ``;confidence`` gives a NaN confidence.
+
+    Raises
+    ------
+    ValueError
+        If ``format`` is unknown, a needed column is missing, or a line or value is malformed.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> detections = pd.DataFrame({"file": ["a.wav"], "start_s": [0.0], "end_s": [2.5],
+    ...     "label": [7], "confidence": [0.25]})
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = write_detections(detections, Path(folder) / "a.txt", format="audacity")
+    ...     read_detections(path, file="a.wav")
+        file  start_s  end_s  label  confidence
+    0  a.wav      0.0    2.5      7        0.25
+    """
+    path = Path(path)
+    text = path.read_text(encoding="utf-8-sig")
+    format = _inferred_format(path, text) if format is None else _checked_format(format)
+    readers = {"csv": _read_csv, "raven": _read_raven, "audacity": _read_audacity}
+    table = readers[format](text, path)
+    if file is not None:
+        table["file"] = os.fspath(file)
+    numbers = {
+        column: _numbers(table[column], path) for column in ("start_s", "end_s", "confidence")
+    }
+    labels = table["label"].astype(str)
+    if len(labels) and labels.str.fullmatch(_CANONICAL_INTEGER).all():
+        labels = labels.astype("int64")
+    return table.assign(file=table["file"].astype(str), **numbers, label=labels).reset_index(
+        drop=True
+    )
