@@ -72,10 +72,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", type=Path, help="a fitted pipeline saved with joblib")
     parser.add_argument("--soundscapes", type=Path, default=DATA / "soundscapes" / "audio")
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=64, help="windows per detect batch")
+    parser.add_argument(
+        "--predict-batch-size", type=int, help="the classifier's windows per forward pass"
+    )
     args = parser.parse_args()
 
     model = joblib.load(args.model) if args.model else default_model()
+    if args.predict_batch_size:
+        model.set_params(cnn__predict_batch_size=args.predict_batch_size)
     files = sorted(args.soundscapes.glob("*.mp3"))
     one = args.soundscapes / "SSW50.mp3"
     seconds_one = audio_info(one).duration_seconds
@@ -99,8 +104,8 @@ def main() -> None:
 
     print(
         f"# detect() on real soundscapes ({platform.machine()}, {os.cpu_count()} cores, "
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch "
-        f"{args.batch_size})"
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, detect batch "
+        f"{args.batch_size}, forward batch {model.named_steps['cnn']._predict_batch_size})"
     )
     print()
     print("| measure | audio | wall time | x real time |")

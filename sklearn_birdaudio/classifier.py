@@ -141,6 +141,11 @@ class AttentionCNNClassifier(ClassifierMixin, NeuralNet):
         Those of the spectrograms (the transformer's), to turn seconds into frames.
     threshold : float, default=0.5
         Probability at which ``predict`` says a class is present (multi-label).
+    predict_batch_size : int or None, default=None
+        Windows per forward pass when predicting and validating. ``None`` means 1 on
+        the CPU, where single windows are fastest (25 vs 17 clips/s at batch 32 for the
+        default network on 2 cores: activations stay in cache) and lightest in memory,
+        and ``batch_size`` on CUDA. ``iterator_valid__batch_size``, when given, wins.
     random_state : int, RandomState or None, default=None
         Seeds the weights, the validation split, the windows and dropout.
     device : str, default="auto"
@@ -181,6 +186,7 @@ class AttentionCNNClassifier(ClassifierMixin, NeuralNet):
         sample_rate: int = 32000,
         hop_length: int = 512,
         threshold: float = 0.5,
+        predict_batch_size: int | None = None,
         random_state=None,
         device: str = "auto",
         verbose: int = 1,
@@ -207,6 +213,7 @@ class AttentionCNNClassifier(ClassifierMixin, NeuralNet):
         self.sample_rate = sample_rate
         self.hop_length = hop_length
         self.threshold = threshold
+        self.predict_batch_size = predict_batch_size
         self.random_state = random_state
 
     def __sklearn_tags__(self):
@@ -308,10 +315,25 @@ class AttentionCNNClassifier(ClassifierMixin, NeuralNet):
             )
         if not 0 < self.threshold < 1:
             raise ValueError(f"threshold must be in (0, 1), got {self.threshold!r}.")
+        size = self.predict_batch_size
+        if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
+            raise ValueError(
+                f"predict_batch_size must be a positive integer or None, got {size!r}."
+            )
 
     @property
     def _window_frames(self) -> int:
         return 1 + int(round(self.window_seconds * self.sample_rate)) // self.hop_length
+
+    @property
+    def _predict_batch_size(self) -> int:
+        """Windows per forward pass at prediction (see ``predict_batch_size``)."""
+        explicit = self.get_params_for("iterator_valid").get("batch_size")
+        if explicit is not None:
+            return explicit
+        if self.predict_batch_size is not None:
+            return self.predict_batch_size
+        return 1 if resolve_device(self.device).type == "cpu" else self.batch_size
 
     @property
     def _hop_frames(self) -> int:
@@ -371,6 +393,12 @@ class AttentionCNNClassifier(ClassifierMixin, NeuralNet):
             kwargs.setdefault("generator", generator)
             kwargs["collate_fn"] = self._random_windows
             return self.iterator_train(dataset, **kwargs)
+        if not training:
+            kwargs = self.get_params_for("iterator_valid")
+            kwargs["batch_size"] = self._predict_batch_size
+            if kwargs["batch_size"] == -1:  # skorch's "the whole dataset"
+                kwargs["batch_size"] = len(dataset)
+            return self.iterator_valid(dataset, **kwargs)
         return super().get_iterator(dataset, training=training)
 
     def infer(self, x, **fit_params):
@@ -386,16 +414,14 @@ class AttentionCNNClassifier(ClassifierMixin, NeuralNet):
             for row, n_frames in enumerate(n_valid)
             for start in window_starts(n_frames, window, self._hop_frames)
         ]
-        # Copy out only `batch_size` windows at a time, not every window of the batch.
+        # Copy out only a forward pass's windows at a time, not every window of the batch.
+        size = self._predict_batch_size if self._predict_batch_size > 0 else len(grid)
         logits = torch.cat(
             [
                 self.module_(
                     torch.stack([x[row, ..., start : start + window] for row, start in chunk])
                 )
-                for chunk in (
-                    grid[first : first + self.batch_size]
-                    for first in range(0, len(grid), self.batch_size)
-                )
+                for chunk in (grid[first : first + size] for first in range(0, len(grid), size))
             ]
         )
         owners = torch.tensor([row for row, _ in grid], device=logits.device)
@@ -445,6 +471,7 @@ class AttentionCNNClassifier(ClassifierMixin, NeuralNet):
         1). Recordings longer than the window aggregate their windows (``aggregation``).
         """
         check_is_fitted(self, "module_")
+        self._check_params()
         X = self._check_spectrograms(X, reset=False)
         with self._on_resolved_device():
             logits = self.forward(X, training=False)

@@ -19,6 +19,7 @@ model's pipeline pads it as it pads short training clips) and reported with its 
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import numbers
@@ -54,6 +55,17 @@ def _members(model) -> list:
     elif hasattr(model, "estimators_"):
         children = list(model.estimators_)
     return [model, *(member for child in children for member in _members(child))]
+
+
+def _quiet(model):
+    """``model``, or a copy of it whose members show no progress of their own."""
+    if not any(getattr(member, "verbose", 0) for member in _members(model)):
+        return model
+    model = copy.deepcopy(model)
+    for member in _members(model):
+        if getattr(member, "verbose", 0):
+            member.verbose = 0
+    return model
 
 
 def _pipelines(model) -> list:
@@ -300,7 +312,7 @@ def window_scores(
     classes = _check_model(model)
     _check_batch_size(batch_size)
     grid = _make_grid(_model_audio(model), window_seconds, overlap_seconds)
-    parts = list(_score_stream(model, source, grid, batch_size, input_sample_rate))
+    parts = list(_score_stream(_quiet(model), source, grid, batch_size, input_sample_rate))
     starts, ends, scores = (np.concatenate(arrays) for arrays in zip(*parts, strict=True))
     return WindowScores(
         start_s=starts / grid.sample_rate,
@@ -509,6 +521,7 @@ def detect(
         _expected_seconds(source, grid.sample_rate, input_sample_rate) for source in source_list
     )
     arguments = (grid, per_class, classes, batch_size, input_sample_rate)
+    model = _quiet(model)  # one progress bar: detect's
     results = {}
     with tqdm(total=round(expected, 1), desc="detect", unit="s audio", disable=not verbose) as bar:
         for result in _run(model, source_list, names, arguments, n_jobs):

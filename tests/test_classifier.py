@@ -162,6 +162,26 @@ def test_long_inputs_are_scored_window_by_window(fitted):
     assert (mean <= per_window.max(axis=1) + 1e-6).all()
 
 
+def test_prediction_batch_size_changes_speed_not_results(fitted):
+    cnn = fitted.named_steps["cnn"]
+    X, _, _ = make_birdsong(5, n_classes=4, duration=3.0, sample_rate=SAMPLE_RATE, random_state=7)
+    long = MelSpectrogramTransformer(**{**MEL, "duration": None}).fit_transform(list(X))
+    assert cnn._predict_batch_size == 1  # the CPU default
+    by_one = cnn.predict_proba(long)
+    try:
+        cnn.set_params(predict_batch_size=3)
+        assert cnn._predict_batch_size == 3
+        by_three = cnn.predict_proba(long)
+        cnn.set_params(predict_batch_size=None)
+        cnn.iterator_valid__batch_size = -1  # skorch's own setting wins; -1: all at once
+        whole = cnn.predict_proba(long)
+    finally:
+        cnn.set_params(predict_batch_size=None)
+        vars(cnn).pop("iterator_valid__batch_size", None)
+    np.testing.assert_allclose(by_three, by_one, atol=1e-5)
+    np.testing.assert_allclose(whole, by_one, atol=1e-5)
+
+
 def test_padding_never_counts_as_audio(fitted):
     cnn = fitted.named_steps["cnn"]
     X, _, _ = make_birdsong(2, n_classes=4, duration=2.5, sample_rate=SAMPLE_RATE, random_state=6)
@@ -263,6 +283,7 @@ def test_bad_inputs_are_named(X, y, message):
         ({"overlap_seconds": 5.0}, "overlap_seconds"),
         ({"validation_fraction": 1.5}, "validation_fraction"),
         ({"threshold": 1.0}, "threshold"),
+        ({"predict_batch_size": 0}, "predict_batch_size"),
     ],
 )
 def test_bad_parameters_are_named(params, parameter):

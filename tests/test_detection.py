@@ -285,6 +285,36 @@ def test_progress_bar_shows_seconds_and_verbose_zero_is_silent(trained, recordin
     assert "s audio" in err and "files=1/1" in err
 
 
+def test_members_progress_bars_are_silenced_without_changing_the_model(trained, recording, capsys):
+    model, _ = trained
+    model.set_params(mel__verbose=1)
+    try:
+        detect(model, recording[0], verbose=0)
+        assert capsys.readouterr().err == ""
+        assert model.named_steps["mel"].verbose == 1
+    finally:
+        model.set_params(mel__verbose=0)
+
+
+@pytest.mark.parametrize("format", ["csv", "raven", "audacity"])
+def test_detections_round_trip_through_per_file_tables(
+    trained, recording, write_audio, tmp_path, format
+):
+    from sklearn_birdaudio import read_detections, write_detections_per_file
+
+    model, _ = trained
+    waveform, _ = recording
+    paths = [write_audio(f"site{i}.wav", np.roll(waveform, 7000 * i), SAMPLE_RATE) for i in (1, 2)]
+    detections = detect(model, paths, min_confidence=0.2, verbose=0)
+    tables = write_detections_per_file(detections, tmp_path / "tables", format=format)
+    assert [table.name.split(".")[0] for table in tables] == ["site1", "site2"]
+    back = pd.concat(
+        [read_detections(table, file=str(path)) for table, path in zip(tables, paths, strict=True)],
+        ignore_index=True,
+    )
+    pd.testing.assert_frame_equal(back, detections, check_dtype=False, atol=1e-6)
+
+
 def test_repeated_sources_are_refused(trained, recording, write_audio):
     model, _ = trained
     path = write_audio("a.wav", recording[0], SAMPLE_RATE)
