@@ -18,6 +18,7 @@ install: $(INSTALLED)
 
 demo: $(INSTALLED)
 	$(BIN)/python examples/plot_train_classifier.py
+	$(BIN)/python examples/plot_detect_soundscape.py
 
 test: $(INSTALLED)
 	$(BIN)/ruff check .

@@ -11,6 +11,7 @@ __version__ = "0.1.0.dev0"
 _EXPORTS = {
     "AudioError": "audio",
     "AudioInfo": "audio",
+    "audio_files": "audio",
     "audio_info": "audio",
     "load_audio": "audio",
     "stream_audio": "audio",

@@ -20,6 +20,7 @@ import soxr
 __all__ = [
     "AudioError",
     "AudioInfo",
+    "audio_files",
     "audio_info",
     "load_audio",
     "stream_audio",
@@ -30,6 +31,7 @@ logger = logging.getLogger(__name__)
 AudioSource = str | os.PathLike | np.ndarray
 
 ARRAY_INPUT = "array input"
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
 # Formats that libsndfile decodes and that we test; others it knows (AIFF, ...) also work.
 TESTED_FORMATS = "WAV, FLAC, OGG or MP3"
 # soxr's "high quality" preset: the same quality librosa uses by default ("soxr_hq").
@@ -132,6 +134,40 @@ def _open(path: str) -> soundfile.SoundFile:
         sound_file.close()
         raise AudioError(f"{path}: truncated: {problem}; expected a complete file.")
     return sound_file
+
+
+def audio_files(
+    folder: str | os.PathLike, extensions: tuple[str, ...] = AUDIO_EXTENSIONS
+) -> list[str]:
+    """The audio files under ``folder``, searched recursively, in sorted path order.
+
+    Parameters
+    ----------
+    folder : str or path-like
+        The folder to search.
+    extensions : tuple of str, default=(".wav", ".flac", ".ogg", ".mp3")
+        File extensions counted as audio (case-insensitive); other files are ignored.
+
+    Returns
+    -------
+    paths : list of str
+        May be empty.
+
+    Raises
+    ------
+    AudioError
+        If ``folder`` is not a folder.
+    """
+    root = os.fspath(folder)
+    if not os.path.isdir(root):
+        raise AudioError(f"{root}: not a folder; expected a folder of audio files.")
+    suffixes = {extension.lower() for extension in extensions}
+    return sorted(
+        os.path.join(directory, name)
+        for directory, _, names in os.walk(root)
+        for name in names
+        if os.path.splitext(name)[1].lower() in suffixes
+    )
 
 
 def audio_info(source: str | os.PathLike) -> AudioInfo:

@@ -15,11 +15,10 @@ import pandas as pd
 from scipy.signal import lfilter
 from sklearn.utils import check_random_state
 
-from .audio import AudioError
+from .audio import AUDIO_EXTENSIONS, AudioError, audio_files
 
 __all__ = ["load_folder", "load_manifest", "make_birdsong"]
 
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
 SONG_PATTERNS = ("upsweep", "downsweep", "trill", "warble")
 # Irrational strides spread class parameters evenly for any number of classes, so that
 # species k sounds the same whatever n_classes or random_state a data set is drawn with.
@@ -242,16 +241,14 @@ def load_folder(
     root_path = Path(root)
     if not root_path.is_dir():
         raise AudioError(f"{root}: not a folder; expected a folder of class sub-folders.")
-    suffixes = {extension.lower() for extension in extensions}
     paths, label_sets = [], []
     for class_dir in sorted(path for path in root_path.iterdir() if path.is_dir()):
-        for path in sorted(class_dir.rglob("*")):
-            if path.is_file() and path.suffix.lower() in suffixes:
-                paths.append(str(path))
-                label_sets.append({class_dir.name})
+        for path in audio_files(class_dir, extensions):
+            paths.append(path)
+            label_sets.append({class_dir.name})
     if not paths:
         raise AudioError(
-            f"{root}: no audio files ({', '.join(sorted(suffixes))}) in class sub-folders; "
+            f"{root}: no audio files ({', '.join(sorted(extensions))}) in class sub-folders; "
             "expected root/<class name>/<recording>."
         )
     Y, class_names = _indicator(label_sets, classes)

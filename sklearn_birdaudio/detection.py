@@ -33,7 +33,7 @@ from joblib import Parallel, delayed
 from sklearn.utils.validation import check_is_fitted
 from tqdm.auto import tqdm
 
-from .audio import AudioError, audio_info, stream_audio
+from .audio import AUDIO_EXTENSIONS, AudioError, audio_files, audio_info, stream_audio
 from .features import MelSpectrogramTransformer
 from .tables import COLUMNS
 
@@ -372,6 +372,23 @@ def _as_source_list(sources) -> list:
         ) from None
 
 
+def _expand_folders(sources: list) -> tuple[list, list[dict]]:
+    """Replace each folder by its audio files (recursively); an empty one is an error."""
+    expanded, errors = [], []
+    for source in sources:
+        if isinstance(source, (str, os.PathLike)) and os.path.isdir(source):
+            found = audio_files(source)
+            if not found:
+                name = os.fspath(source)
+                message = f"{name}: no audio files ({', '.join(AUDIO_EXTENSIONS)}) in this folder."
+                logger.warning("skipped %s", message)
+                errors.append({"file": name, "error": message})
+            expanded.extend(found)
+        else:
+            expanded.append(source)
+    return expanded, errors
+
+
 def _expected_seconds(source, sample_rate: int, input_sample_rate) -> float:
     """Length of a recording from its header (or shape), for the progress bar; 0 if unknown."""
     try:
@@ -456,8 +473,9 @@ def detect(
         ensemble of such pipelines (:class:`~sklearn_birdaudio.VotingClassifier`). Any
         fitted classifier whose ``predict_proba`` takes a list of waveforms works.
     sources : path, waveform, or list of paths and waveforms
-        The recordings: audio files (WAV, FLAC, OGG, MP3, ...) or waveforms at
-        ``input_sample_rate``. A single path or array is one recording.
+        The recordings: audio files (WAV, FLAC, OGG, MP3, ...), folders (their audio
+        files, searched recursively) or waveforms at ``input_sample_rate``. A single path
+        or array is one recording.
     window_seconds : float, optional
         Window length; by default the model's (its mel ``duration``, or its classifier's
         ``window_seconds`` when the mel keeps whole recordings). It may be shorter than
@@ -511,7 +529,7 @@ def detect(
     model_audio = _model_audio(model)
     grid = _make_grid(model_audio, window_seconds, overlap_seconds)
     per_class = _thresholds(classes, min_confidence, thresholds)
-    source_list = _as_source_list(sources)
+    source_list, folder_errors = _expand_folders(_as_source_list(sources))
     names = [_source_name(source, index) for index, source in enumerate(source_list)]
     if len(set(names)) != len(names):
         repeated = sorted({name for name in names if names.count(name) > 1})
@@ -541,7 +559,7 @@ def detect(
     detections.attrs["durations"] = {
         result.name: result.duration_s for result in ordered if result.duration_s is not None
     }
-    detections.attrs["errors"] = [
+    detections.attrs["errors"] = folder_errors + [
         {"file": result.name, "error": result.error} for result in ordered if result.error
     ]
     detections.attrs["frequency_range"] = model_audio.frequency_range

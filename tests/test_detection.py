@@ -234,6 +234,22 @@ def test_a_bad_file_is_listed_and_the_others_are_intact(trained, recording, writ
     assert str(broken[1]) not in together.attrs["durations"]
 
 
+def test_folders_are_searched_for_audio(trained, recording, write_audio, tmp_path):
+    model, _ = trained
+    waveform, _ = recording
+    nested = tmp_path / "site" / "day2"
+    nested.mkdir(parents=True)
+    first = write_audio("site/a.wav", waveform, SAMPLE_RATE)
+    second = write_audio("site/day2/b.flac", waveform[: SAMPLE_RATE * 2], SAMPLE_RATE)
+    (tmp_path / "site" / "notes.txt").write_text("not audio")
+    (tmp_path / "empty").mkdir()
+    detections = detect(model, [tmp_path / "site", tmp_path / "empty"], verbose=0)
+    assert list(detections.attrs["durations"]) == [str(first), str(second)]
+    assert detections.attrs["durations"][str(second)] == pytest.approx(2.0)
+    [error] = detections.attrs["errors"]
+    assert error["file"] == str(tmp_path / "empty") and "no audio files" in error["error"]
+
+
 def test_input_sample_rate_resamples_arrays(trained, recording):
     model, _ = trained
     waveform, _ = recording

@@ -1,0 +1,124 @@
+"""
+Detect birds in a long field recording
+======================================
+
+Recorders left in the field return hours of audio. ``detect`` slides a trained model's
+5-second window over each recording, reads it block by block (memory does not grow with
+its length) and returns one row per window and species above a threshold. The rows go to
+a CSV file and to a Raven Pro selection table that opens over the recording in Raven.
+``make demo`` runs this after training (``plot_train_classifier.py``), on a real
+10-minute soundscape of ``../shared/data/soundscapes``.
+
+The soundscapes were recorded in New York and California, the training recordings in
+Puerto Rico: the species do not overlap, so the detections here show the workflow and
+its speed, not the model's accuracy (see ``benchmarks/accuracy.py`` for that).
+"""
+
+# %%
+# A trained model and a recording
+# -------------------------------
+# The model is the pipeline the training example saved with joblib. Without it (or with
+# ``BIRDAUDIO_EXAMPLE_SMALL=1``) a small stand-in is trained on synthetic songs.
+import os
+import time
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import joblib
+import matplotlib.pyplot as plt
+import numpy as np
+from sklearn.pipeline import Pipeline
+
+from sklearn_birdaudio import (
+    AttentionCNNClassifier,
+    MelSpectrogramTransformer,
+    detect,
+    make_birdsong,
+    window_scores,
+    write_detections,
+    write_detections_per_file,
+)
+
+SMALL = os.environ.get("BIRDAUDIO_EXAMPLE_SMALL") == "1"
+DATA = Path(
+    os.environ.get("BIRDAUDIO_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
+)
+OUTPUT = Path(os.environ.get("BIRDAUDIO_OUTPUT", Path(__file__).resolve().parents[1] / "outputs"))
+OUTPUT.mkdir(parents=True, exist_ok=True)
+
+model_path = OUTPUT / "birdaudio_model.joblib"
+if model_path.is_file() and not SMALL:
+    model = joblib.load(model_path)
+    print(f"Model: {model_path}")
+else:
+    songs, labels, _ = make_birdsong(48, n_classes=6, duration=5.0, random_state=0, as_frame=True)
+    tiny = {"module__base_filters": 8, "module__n_blocks": 2, "module__n_heads": 2}
+    model = Pipeline(
+        [
+            ("mel", MelSpectrogramTransformer()),
+            ("cnn", AttentionCNNClassifier(max_epochs=3, random_state=0, verbose=0, **tiny)),
+        ]
+    ).fit(songs, labels)
+    print(f"Model: a small stand-in trained on synthetic songs ({model_path} not used)")
+
+soundscape = DATA / "soundscapes" / "audio" / "SSW50.mp3"
+if soundscape.is_file():
+    recordings = [soundscape]
+    print(f"Data: {soundscape.name}, a real 10-minute soundscape ({soundscape.parent})")
+else:
+    clips, _, _ = make_birdsong(24, n_classes=6, duration=5.0, noise=0.3, random_state=1)
+    recordings = [np.concatenate(list(clips))]
+    print("Data: 2 minutes of synthetic bird song (../shared/data not found)")
+
+# %%
+# Detection
+# ---------
+# Every 5-s window is scored; rows are kept from ``min_confidence`` on, and a per-species
+# threshold can raise or lower that for some species.
+start = time.perf_counter()
+detections = detect(model, recordings, min_confidence=0.5, verbose=1)
+seconds = time.perf_counter() - start
+audio_seconds = sum(detections.attrs["durations"].values())
+print(
+    f"Scored {audio_seconds:.0f} s of audio in {seconds:.1f} s "
+    f"({audio_seconds / seconds:.0f}x real time): {len(detections)} detections"
+)
+print(detections.head(8).to_string(index=False))
+print("Most detected:", detections["label"].value_counts().head(5).to_dict())
+
+# %%
+# Tables for Raven, Audacity and spreadsheets
+# -------------------------------------------
+# Tables are written atomically: an interrupted run never leaves half a table.
+csv_path = write_detections(detections, OUTPUT / "detections.csv")
+raven_paths = write_detections_per_file(detections, OUTPUT / "raven", format="raven")
+print(f"Tables: {csv_path} and {', '.join(str(path) for path in raven_paths)}")
+
+# %%
+# The scores behind the detections
+# --------------------------------
+# ``window_scores`` returns every window's score for every class: here the classes with
+# the highest scores, over time.
+scores = window_scores(model, recordings[0])
+top = np.argsort(scores.scores.max(axis=0))[::-1][:8]
+fig, ax = plt.subplots(figsize=(9, 3.5), layout="constrained")
+image = ax.imshow(
+    scores.scores[:, top].T,
+    aspect="auto",
+    interpolation="nearest",
+    extent=(0, scores.duration_s, len(top) - 0.5, -0.5),
+    vmin=0,
+    vmax=1,
+    cmap="magma",
+)
+ax.set(
+    yticks=range(len(top)),
+    yticklabels=[str(label) for label in scores.classes[top]],
+    xlabel="time (s)",
+    title="Probability per 5-s window",
+)
+fig.colorbar(image, ax=ax, label="probability")
+fig.savefig(OUTPUT / "window_scores.png", dpi=100)
+print(f"Figure: {OUTPUT / 'window_scores.png'}")
