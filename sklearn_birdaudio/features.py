@@ -34,6 +34,10 @@ __all__ = ["MelSpectrogramTransformer"]
 logger = logging.getLogger(__name__)
 
 CROP_POSITIONS = ("start", "center", "end")
+# Audio computed at once, at most: 64 five-second clips. Batches of long recordings are cut
+# there, keeping the working set in cache (64 one-minute recordings at once ran 4.4x slower
+# than 8 at once, see docs/benchmarks.md).
+MAX_BATCH_SECONDS = 320.0
 
 # The parameters that change a file's spectrogram, hence part of its cache key. Not
 # batch_size, device, verbose or memory (same output), nor input_sample_rate (arrays only).
@@ -164,7 +168,9 @@ class MelSpectrogramTransformer(TransformerMixin, BaseEstimator):
         ``"float32"`` is about twice as fast but rounds the quietest bins (70-80 dB below
         a clip's peak) by up to ~5e-3 dB, see docs/benchmarks.md.
     batch_size : int, default=64
-        Number of clips loaded and computed at once; bounds memory.
+        Most clips loaded and computed at once. A batch also holds at most 320 s of
+        audio (64 five-second clips), so long recordings go in smaller batches: memory
+        stays bounded and the working set in cache.
     device : str or torch.device, default="auto"
         Where to compute: ``"auto"`` uses CUDA when available, else the CPU.
     verbose : int, default=0
@@ -349,42 +355,53 @@ class MelSpectrogramTransformer(TransformerMixin, BaseEstimator):
         module = self._make_module().to(device)
         logger.debug("log-mel of %d inputs on %s", len(sources), device)
         target_samples = None if self.duration is None else self._target_samples()
+        output = _PaddedRows(len(sources))
         with tqdm(total=len(sources), desc="log-mel", unit="clip", disable=not self.verbose) as bar:
             if self.memory is None:
-                outputs = list(self._iter_batches(sources, module, device, target_samples, bar))
+                batches = self._iter_batches(sources, module, device, target_samples, bar)
+                for rows, spectrograms in batches:
+                    output.put(rows, spectrograms)
             else:
-                outputs = self._transform_cached(sources, module, device, target_samples, bar)
-        return _stack_padded(outputs)
+                self._transform_cached(sources, output, module, device, target_samples, bar)
+        return output.array
 
     # -- helpers ----------------------------------------------------------------------
     def _iter_batches(self, sources, module, device, target_samples, bar):
-        """Yield the log-mel of ``sources`` batch by batch, each padded to its longest."""
-        for start in range(0, len(sources), self.batch_size):
-            batch = sources[start : start + self.batch_size]
-            waveforms = [self._load(source, target_samples) for source in batch]
-            spectrograms = self._compute(module, waveforms, device)
-            bar.update(len(batch))
-            yield spectrograms
+        """Yield ``(rows, log-mel)`` of ``sources``, batch by batch, padded to the longest.
 
-    def _transform_cached(self, sources, module, device, target_samples, bar) -> list:
+        A batch holds at most ``batch_size`` inputs and about MAX_BATCH_SECONDS of audio,
+        so that long recordings do not make the working set (and the time) explode.
+        """
+        budget = int(MAX_BATCH_SECONDS * self.sample_rate)
+        rows, waveforms = [], []
+        for index, source in enumerate(sources):
+            rows.append(index)
+            waveforms.append(self._load(source, target_samples))
+            last = index == len(sources) - 1
+            full = sum(waveform.shape[0] for waveform in waveforms) >= budget
+            if len(rows) == self.batch_size or full or last:
+                spectrograms = self._compute(module, waveforms, device)
+                bar.update(len(rows))
+                yield rows, spectrograms
+                rows, waveforms = [], []
+
+    def _transform_cached(self, sources, output, module, device, target_samples, bar) -> None:
         """Like the uncached transform, reading and storing each file's log-mel in ``memory``.
 
-        Returns one array of shape (1, 1, n_mels, n_frames) per input, in input order. Files
-        found in the cache are read from it; the other inputs (misses, waveforms) are
-        computed in batches as without a cache, and each missing file's spectrogram is
-        stored trimmed to its own frames.
+        Fills ``output`` in input order. Files found in the cache are read from it; the
+        other inputs (misses, waveforms) are computed in batches as without a cache, and
+        each missing file's spectrogram is stored trimmed to its own frames.
         """
         cached = self._check_memory().cache(_cached_log_mel, ignore=["spectrogram"])
         params = {name: getattr(self, name) for name in CACHE_KEY_PARAMS}
         params["version"] = __version__  # a new release may compute differently
         keys = [_file_key(source) if _is_path(source) else None for source in sources]
-        outputs = [None] * len(sources)
         to_compute = []
         for index, key in enumerate(keys):
             if key is not None and cached.check_call_in_cache(*key, params):
                 # Computes only if the entry vanished since the check (a concurrent clear).
                 compute = partial(self._compute_one, sources[index], module, device, target_samples)
-                outputs[index] = cached(*key, params, spectrogram=compute)[np.newaxis]
+                output.put([index], cached(*key, params, spectrogram=compute)[np.newaxis])
                 bar.update(1)
             else:
                 to_compute.append(index)
@@ -394,13 +411,13 @@ class MelSpectrogramTransformer(TransformerMixin, BaseEstimator):
         batches = self._iter_batches(
             [sources[index] for index in to_compute], module, device, target_samples, bar
         )
-        rows = (row for batch in batches for row in batch)
-        for index, spectrogram in zip(to_compute, rows, strict=True):
-            spectrogram = spectrogram[..., : valid_frames(spectrogram[np.newaxis]).sum()]
-            if keys[index] is not None:
-                cached(*keys[index], params, spectrogram=spectrogram)
-            outputs[index] = spectrogram[np.newaxis]
-        return outputs
+        for rows, spectrograms in batches:
+            for row, spectrogram in zip(rows, spectrograms, strict=True):
+                index = to_compute[row]
+                spectrogram = spectrogram[..., : valid_frames(spectrogram[np.newaxis]).sum()]
+                if keys[index] is not None:
+                    cached(*keys[index], params, spectrogram=spectrogram)
+                output.put([index], spectrogram[np.newaxis])
 
     def _compute_one(self, source, module, device, target_samples) -> np.ndarray:
         """Log-mel of one input, shape (1, n_mels, n_frames)."""
@@ -466,15 +483,26 @@ def _crop_or_pad(waveform: np.ndarray, n_samples: int, crop: str) -> np.ndarray:
     return waveform[start : start + n_samples]
 
 
-def _stack_padded(batches: list[np.ndarray]) -> np.ndarray:
-    """Concatenate batches along the first axis, padding frames with NaN to the longest."""
-    n_frames = max(batch.shape[-1] for batch in batches)
-    if all(batch.shape[-1] == n_frames for batch in batches):
-        return np.concatenate(batches, axis=0)
-    n_total = sum(batch.shape[0] for batch in batches)
-    output = np.full((n_total, *batches[0].shape[1:3], n_frames), np.nan, dtype=np.float32)
-    row = 0
-    for batch in batches:
-        output[row : row + batch.shape[0], ..., : batch.shape[-1]] = batch
-        row += batch.shape[0]
-    return output
+class _PaddedRows:
+    """The transform's output, filled batch by batch in place (no final concatenation).
+
+    Rows shorter than the longest are NaN-padded; the array is widened when a longer
+    batch arrives (with a fixed ``duration`` every batch has the same width).
+    """
+
+    def __init__(self, n_rows: int):
+        self.n_rows = n_rows
+        self.array: np.ndarray | None = None
+
+    def put(self, rows: list[int], spectrograms: np.ndarray) -> None:
+        n_frames = spectrograms.shape[-1]
+        if self.array is None:
+            shape = (self.n_rows, *spectrograms.shape[1:3], n_frames)
+            self.array = np.full(shape, np.nan, dtype=np.float32)
+        elif n_frames > self.array.shape[-1]:
+            wider = np.full((*self.array.shape[:3], n_frames), np.nan, dtype=np.float32)
+            wider[..., : self.array.shape[-1]] = self.array
+            self.array = wider
+        if rows == list(range(rows[0], rows[0] + len(rows))):
+            rows = slice(rows[0], rows[0] + len(rows))  # a view, not a fancy-index copy
+        self.array[rows, ..., :n_frames] = spectrograms

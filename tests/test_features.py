@@ -166,6 +166,36 @@ def test_batch_size_does_not_change_the_result():
     np.testing.assert_allclose(small, large, atol=1e-4, equal_nan=True)
 
 
+def test_batches_of_long_recordings_are_bounded_by_audio_seconds(monkeypatch):
+    """A batch stops at MAX_BATCH_SECONDS of audio; results do not depend on the batches."""
+    from sklearn_birdaudio import features
+
+    lengths = (16000, 48000, 8000, 40000, 24000, 32000)  # at 16 kHz: 1 to 3 s
+    clips = [random_clips(1, n, seed=n)[0] for n in lengths]
+    mel = {"sample_rate": 16000, "duration": None, "fmax": 8000, "batch_size": 64}
+    expected = np.concatenate(
+        [MelSpectrogramTransformer(**mel).fit_transform([clip]) for clip in clips[:1]]
+    )
+    whole = MelSpectrogramTransformer(**mel).fit_transform(clips)
+    batch_seconds = []
+    compute = features.MelSpectrogramTransformer._compute
+
+    def recording_compute(self, module, waveforms, device):
+        batch_seconds.append(sum(len(waveform) for waveform in waveforms) / 16000)
+        return compute(self, module, waveforms, device)
+
+    monkeypatch.setattr(features, "MAX_BATCH_SECONDS", 3.5)
+    monkeypatch.setattr(features.MelSpectrogramTransformer, "_compute", recording_compute)
+    bounded = MelSpectrogramTransformer(**mel).fit_transform(clips)
+    # Inputs are added until the batch reaches 3.5 s: 1+3, 0.5+2.5+1.5, 2.
+    assert batch_seconds == [4.0, 4.5, 2.0]
+    np.testing.assert_allclose(bounded, whole, atol=1e-4, equal_nan=True)
+    np.testing.assert_allclose(bounded[:1, ..., : expected.shape[-1]], expected, atol=1e-4)
+    # The longest (second) input sets the width; the others end in NaN frames.
+    assert bounded.shape[-1] == 1 + 48000 // 512
+    assert np.isnan(bounded[0, 0, 0, -1]) and not np.isnan(bounded[1, 0, 0, -1])
+
+
 # -- inputs -----------------------------------------------------------------------------
 
 
