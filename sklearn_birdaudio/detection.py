@@ -41,6 +41,10 @@ __all__ = ["WindowScores", "detect", "window_scores"]
 
 logger = logging.getLogger(__name__)
 
+PROGRESS_FORMAT = (  # seconds of audio, rounded
+    "{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s audio "
+    "[{elapsed}<{remaining}, {rate_fmt}{postfix}]"
+)
 READ_BLOCK_SECONDS = 60.0  # audio decoded per read; bounds memory with the batch
 
 
@@ -407,10 +411,13 @@ class _FileResult:
     error: str | None
 
 
-def _detect_one(model, source, name, grid, per_class, classes, batch_size, input_sample_rate):
+def _detect_one(
+    model, source, name, grid, per_class, classes, batch_size, input_sample_rate, progress=None
+):
     """Detections of one recording; an unreadable one gives its error instead of raising.
 
-    Detections from the part of a file before a decoding error are kept.
+    Detections from the part of a file before a decoding error are kept. ``progress`` is
+    called with the seconds of audio scored by each batch.
     """
     frames, end, error = [], 0, None
     try:
@@ -429,6 +436,8 @@ def _detect_one(model, source, name, grid, per_class, classes, batch_size, input
                     }
                 )
             )
+            if progress is not None:
+                progress((int(ends[-1]) - end) / grid.sample_rate)
             end = int(ends[-1])
     except AudioError as exception:
         error = str(exception)
@@ -541,10 +550,15 @@ def detect(
     arguments = (grid, per_class, classes, batch_size, input_sample_rate)
     model = _quiet(model)  # one progress bar: detect's
     results = {}
-    with tqdm(total=round(expected, 1), desc="detect", unit="s audio", disable=not verbose) as bar:
-        for result in _run(model, source_list, names, arguments, n_jobs):
+    with tqdm(
+        total=expected,
+        desc="detect",
+        unit="s audio",
+        bar_format=PROGRESS_FORMAT,
+        disable=not verbose,
+    ) as bar:
+        for result in _run(model, source_list, names, arguments, n_jobs, bar):
             results[result.name] = result
-            bar.update(round(result.duration_s or 0.0, 1))
             bar.set_postfix(files=f"{len(results)}/{len(names)}")
 
     ordered = [results[name] for name in names]
@@ -566,18 +580,23 @@ def detect(
     return detections
 
 
-def _run(model, source_list, names, arguments, n_jobs) -> Iterator[_FileResult]:
-    """Score each source, in this process or in ``n_jobs`` worker processes."""
+def _run(model, source_list, names, arguments, n_jobs, bar) -> Iterator[_FileResult]:
+    """Score each source, in this process or in ``n_jobs`` worker processes.
+
+    The progress bar advances per batch of windows here, per file from the workers.
+    """
     n_workers = min(len(source_list), _effective_n_jobs(n_jobs))
     if n_workers <= 1:
         for source, name in zip(source_list, names, strict=True):
-            yield _detect_one(model, source, name, *arguments)
+            yield _detect_one(model, source, name, *arguments, progress=bar.update)
         return
     threads = max(1, (os.cpu_count() or 1) // n_workers)
-    yield from Parallel(n_jobs=n_workers, return_as="generator_unordered")(
+    for result in Parallel(n_jobs=n_workers, return_as="generator_unordered")(
         delayed(_detect_one_with_threads)(threads, model, source, name, *arguments)
         for source, name in zip(source_list, names, strict=True)
-    )
+    ):
+        bar.update(result.duration_s or 0.0)
+        yield result
 
 
 def _effective_n_jobs(n_jobs) -> int:
