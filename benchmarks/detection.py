@@ -26,6 +26,7 @@ from pathlib import Path
 
 import joblib
 import torch
+from _measure import memory_mb, reset_peak_memory
 
 from sklearn_birdaudio import (
     AttentionCNNClassifier,
@@ -37,21 +38,6 @@ from sklearn_birdaudio import (
 )
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-
-
-def memory_mb(field: str) -> float:
-    """``VmRSS`` (resident now) or ``VmHWM`` (peak resident) of this process, in MiB."""
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(field):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no {field} in /proc/self/status")
-
-
-def reset_peak_memory() -> None:
-    """Reset VmHWM to the current resident size (Linux >= 4.0)."""
-    with open("/proc/self/clear_refs", "w") as refs:
-        refs.write("5")
 
 
 def default_model():

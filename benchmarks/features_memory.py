@@ -34,6 +34,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _measure import memory_mb, reset_peak_memory
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 MANIFEST = DATA / "xc-puerto-rico" / "labels.csv"
@@ -41,21 +42,6 @@ SAMPLE_RATE = 32000
 MIB = 2**20
 # libmpg123 reports recoverable frame errors of some xeno-canto MP3s on stderr.
 HARMLESS_STDERR = ("part2_3_length",)
-
-
-def memory_mb(field: str) -> float:
-    """``VmRSS`` (resident now) or ``VmHWM`` (peak resident) of this process, in MiB."""
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(field):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no {field} in /proc/self/status")
-
-
-def reset_peak_memory() -> None:
-    """Reset VmHWM to the current resident size (Linux >= 4.0)."""
-    with open("/proc/self/clear_refs", "w") as refs:
-        refs.write("5")
 
 
 def training_paths(limit: int | None) -> list:

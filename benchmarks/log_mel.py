@@ -20,7 +20,7 @@ from pathlib import Path
 import librosa
 import numpy as np
 import torch
-from _timing import best_seconds
+from _measure import best_seconds
 
 from sklearn_birdaudio import MelSpectrogramTransformer, load_audio, load_manifest
 

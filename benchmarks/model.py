@@ -17,7 +17,7 @@ import os
 import platform
 
 import torch
-from _timing import best_seconds
+from _measure import best_seconds
 from torch.utils.flop_counter import FlopCounterMode
 
 from sklearn_birdaudio import AttentionCNN
