@@ -411,6 +411,7 @@ def write_detections_per_file(
     format: str = "raven",
     low_freq: float | None = None,
     high_freq: float | None = None,
+    audio_files: Iterable[str | os.PathLike] | None = None,
 ) -> list[Path]:
     """Write one table per audio file, as BirdNET-Analyzer does by default.
 
@@ -433,6 +434,10 @@ def write_detections_per_file(
         Format of the tables (see :func:`write_detections`).
     low_freq, high_freq : float, optional
         Band of the Raven tables; override ``attrs["frequency_range"]``.
+    audio_files : iterable of str or path-like, optional
+        Every audio file of the whole run, when ``detections`` covers only part of it
+        (a resumed run): names of shared stems are then resolved as for the whole run,
+        as :func:`table_path_for` does with the same list.
 
     Returns
     -------
@@ -461,7 +466,8 @@ def write_detections_per_file(
     _check_one_line_fields(rows, format)
     frequency_range = _frequency_range(detections.attrs, low_freq, high_freq)
     durations = _file_durations(detections.attrs, rows)
-    table_stems = _table_stems([*durations, *_failed_files(detections.attrs)])
+    run_files = [] if audio_files is None else [os.fspath(file) for file in audio_files]
+    table_stems = _table_stems([*run_files, *durations, *_failed_files(detections.attrs)])
     rows_by_file = dict(iter(rows.groupby("file", sort=False)))
     no_rows = rows.iloc[:0]
     return [

@@ -1,0 +1,446 @@
+"""The ``birdaudio`` command: train, predict, evaluate, inspect and plot from a shell.
+
+A thin layer over the public API: each sub-command parses its arguments, calls the
+package and prints or writes the result. Run ``birdaudio COMMAND --help`` for each.
+
+Exit codes
+----------
+0
+    Success.
+1
+    The command could not run: unreadable model or data, invalid values.
+2
+    Invalid command line (unknown option, missing argument), as argparse reports it.
+3
+    ``predict`` finished, but some inputs could not be read: they are listed on stderr
+    and skipped; the tables of all the others are written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+
+__all__ = ["build_parser", "main"]
+
+logger = logging.getLogger("sklearn_birdaudio.cli")
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
+FORMATS = ("csv", "raven", "audacity")
+LABEL_COLUMN_CANDIDATES = (("primary_label", "secondary_labels"), ("labels",), ("label",))
+
+
+class CommandError(Exception):
+    """A failure to report as one line on stderr with exit code 1."""
+
+
+# -- shared helpers ---------------------------------------------------------------------
+
+
+def _parse_assignment(text: str) -> tuple[str, object]:
+    """``KEY=VALUE`` with VALUE a Python literal (numbers, None, strings, tuples)."""
+    key, separator, value = text.partition("=")
+    if not separator or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key, ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return key, value  # a bare word: a string
+
+
+def _load_data(data: Path, classes=None):
+    """Recordings and targets of a folder of class sub-folders or a CSV manifest."""
+    import pandas as pd
+
+    from .datasets import load_folder, load_manifest
+
+    if data.is_dir():
+        return load_folder(data, classes=classes, as_frame=True)
+    if data.suffix.lower() != ".csv":
+        raise CommandError(
+            f"{data}: expected a folder of class sub-folders or a CSV manifest (.csv)."
+        )
+    if not data.is_file():
+        raise CommandError(f"{data}: manifest not found.")
+    columns = set(pd.read_csv(data, nrows=0).columns)
+    for candidate in LABEL_COLUMN_CANDIDATES:
+        present = tuple(column for column in candidate if column in columns)
+        if present and candidate[0] in present:
+            return load_manifest(data, label_columns=present, classes=classes, as_frame=True)
+    raise CommandError(
+        f"{data}: no label column; expected 'primary_label' (and optionally "
+        f"'secondary_labels'), 'labels' or 'label' next to 'path'; found {sorted(columns)}."
+    )
+
+
+def _load_model(path: Path):
+    """A fitted model saved by ``birdaudio train`` (or joblib.dump of a fitted pipeline)."""
+    import joblib
+    from sklearn.utils.validation import check_is_fitted
+
+    if not path.is_file():
+        raise CommandError(f"{path}: model file not found.")
+    try:
+        model = joblib.load(path)
+    except Exception as error:  # any unpickling failure means "not a model"
+        raise CommandError(
+            f"{path}: not a model file ({type(error).__name__}: {error}); expected a model "
+            "saved by 'birdaudio train'."
+        ) from error
+    if not hasattr(model, "predict_proba") or not hasattr(model, "classes_"):
+        raise CommandError(f"{path}: holds a {type(model).__name__}, not a fitted classifier.")
+    check_is_fitted(model)
+    return model
+
+
+def _classifier(model):
+    """The last step of a pipeline (the classifier), or the model itself."""
+    return model.steps[-1][1] if hasattr(model, "steps") else model
+
+
+def _read_thresholds(path: Path) -> dict[str, float]:
+    """Per-species thresholds from JSON (``{"species": 0.6}``) or a two-column CSV."""
+    if not path.is_file():
+        raise CommandError(f"{path}: thresholds file not found.")
+    if path.suffix.lower() == ".json":
+        values = json.loads(path.read_text())
+        if not isinstance(values, dict):
+            raise CommandError(f"{path}: expected a JSON object mapping species to thresholds.")
+        return {str(label): float(value) for label, value in values.items()}
+    import pandas as pd
+
+    table = pd.read_csv(path, header=None, dtype=str, skip_blank_lines=True)
+    if table.shape[1] != 2:
+        raise CommandError(f"{path}: expected two columns, species and threshold.")
+    thresholds = {}
+    for line, (label, value) in enumerate(table.itertuples(index=False)):
+        try:
+            thresholds[label.strip()] = float(value)
+        except ValueError:
+            if line > 0:  # only the first line may be a (non-numeric) header
+                raise CommandError(
+                    f"{path}: threshold {value!r} of {label!r} is not a number."
+                ) from None
+    return thresholds
+
+
+# -- sub-commands -----------------------------------------------------------------------
+
+
+def _train(args) -> int:
+    import joblib
+    from sklearn.pipeline import Pipeline
+
+    from .classifier import AttentionCNNClassifier
+    from .features import MelSpectrogramTransformer
+
+    X, Y, classes = _load_data(args.data)
+    print(f"Data: {len(X)} recordings of {len(classes)} classes from {args.data}")
+    model = Pipeline(
+        [
+            (
+                "mel",
+                MelSpectrogramTransformer(
+                    sample_rate=args.sample_rate,
+                    duration=None,
+                    memory=args.cache,
+                    verbose=args.verbose,
+                ),
+            ),
+            (
+                "cnn",
+                AttentionCNNClassifier(
+                    max_epochs=args.max_epochs,
+                    window_seconds=args.window_seconds,
+                    overlap_seconds=args.window_seconds / 2,
+                    validation_fraction=args.val_fraction or None,
+                    batch_size=args.batch_size,
+                    lr=args.lr,
+                    sample_rate=args.sample_rate,
+                    random_state=args.seed,
+                    device=args.device,
+                    verbose=args.verbose,
+                ),
+            ),
+        ]
+    )
+    try:
+        model.set_params(**dict(args.set))
+    except ValueError as error:
+        raise CommandError(f"--set: {error}") from error
+    model.fit(X, Y)
+    model.named_steps["mel"].set_params(memory=None, verbose=0)  # not needed to predict
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    joblib.dump(model, args.out)
+    history = model.named_steps["cnn"].history_
+    print(f"Trained {len(history)} epochs; model saved to {args.out}")
+    return EXIT_OK
+
+
+def _predict(args) -> int:
+    from .detection import detect
+    from .tables import table_path_for, write_detections, write_detections_per_file
+
+    model = _load_model(args.model)
+    thresholds = _read_thresholds(args.thresholds) if args.thresholds else None
+    combined = bool(args.out.suffix) and not args.out.is_dir()
+    if args.resume and combined:
+        raise CommandError("--resume needs a folder --out (one table per file).")
+    from .audio import audio_files
+
+    run_files = [
+        file
+        for source in map(str, args.inputs)
+        for file in (audio_files(source) if os.path.isdir(source) else [source])
+    ]
+    sources = run_files
+    if args.resume:
+        sources = [
+            file
+            for file in run_files
+            if not table_path_for(file, args.out, args.format, audio_files=run_files).is_file()
+        ]
+        print(f"Resuming: {len(run_files) - len(sources)} file(s) already have a table, skipped.")
+        if not sources:
+            return EXIT_OK
+    detections = detect(
+        model,
+        sources,
+        overlap_seconds=args.overlap,
+        min_confidence=args.min_confidence,
+        thresholds=thresholds,
+        batch_size=args.batch_size,
+        n_jobs=args.jobs,
+        verbose=args.verbose,
+    )
+    if combined:
+        written = [write_detections(detections, args.out, format=args.format)]
+    else:
+        written = write_detections_per_file(
+            detections, args.out, format=args.format, audio_files=run_files
+        )
+    errors = detections.attrs.get("errors", [])
+    scored = len(detections.attrs.get("durations", {}))
+    print(
+        f"{len(detections)} detections in {scored} file(s); {len(written)} table(s) written "
+        f"to {args.out}"
+    )
+    for entry in errors:
+        print(f"birdaudio: skipped {entry['file']}: {entry['error']}", file=sys.stderr)
+    return EXIT_PARTIAL if errors else EXIT_OK
+
+
+def _evaluate(args) -> int:
+    from sklearn.metrics import average_precision_score
+
+    from .metrics import f1_at_threshold, mean_average_precision, padded_cmap
+
+    model = _load_model(args.model)
+    classes = [str(label) for label in model.classes_]
+    X, Y, _ = _load_data(args.data, classes=classes)
+    print(f"Data: {len(X)} recordings from {args.data}")
+    scores = np.asarray(model.predict_proba(X))
+    targets = np.asarray(Y)
+    threshold = args.threshold if args.threshold is not None else _classifier(model).threshold
+    rows = [
+        ("macro mAP", mean_average_precision(targets, scores, average="macro")),
+        ("micro mAP", mean_average_precision(targets, scores, average="micro")),
+        ("padded cmAP", padded_cmap(targets, scores)),
+        (f"micro F1 @ {threshold:g}", f1_at_threshold(targets, scores, threshold)),
+    ]
+    width = max(len(name) for name, _ in rows)
+    for name, value in rows:
+        print(f"{name:<{width}}  {value:.3f}")
+    print("\nAverage precision per class (recordings with it):")
+    for column, label in enumerate(classes):
+        positives = int(targets[:, column].sum())
+        if positives:
+            precision = average_precision_score(targets[:, column], scores[:, column])
+            print(f"  {label:<30} {precision:.3f}  ({positives})")
+        else:
+            print(f"  {label:<30}   n/a  (0: no recording has it)")
+    if args.pr_curve:
+        from .plotting import plot_precision_recall
+
+        figure = plot_precision_recall(targets, scores, classes=classes)
+        args.pr_curve.parent.mkdir(parents=True, exist_ok=True)
+        figure.savefig(args.pr_curve, dpi=100)
+        print(f"Precision-recall curves: {args.pr_curve}")
+    return EXIT_OK
+
+
+def _info(args) -> int:
+    import sklearn
+    import skorch
+    import torch
+
+    model = _load_model(args.model)
+    classifier = _classifier(model)
+    print(f"Model: {args.model} ({type(model).__name__})")
+    print(f"Classes ({len(model.classes_)}): {', '.join(str(c) for c in model.classes_)}")
+    print("Parameters:")
+    for name, value in sorted(model.get_params(deep=True).items()):
+        if "__" in name and not hasattr(value, "get_params"):
+            print(f"  {name} = {value!r}")
+    history = getattr(classifier, "history_", None)
+    if history:
+        print(f"Training: {len(history)} epochs")
+        for key in ("train_loss", "valid_loss", "valid_mAP"):
+            if key in history[-1]:
+                values = np.asarray(history[:, key], dtype=float)
+                best = np.nanargmin(values) if "loss" in key else np.nanargmax(values)
+                print(f"  {key}: last {values[-1]:.4f}, best {values[best]:.4f} (epoch {best + 1})")
+    print(
+        f"Versions: sklearn-birdaudio {__version__}, torch {torch.__version__}, scikit-learn "
+        f"{sklearn.__version__}, skorch {skorch.__version__}, numpy {np.__version__}"
+    )
+    return EXIT_OK
+
+
+def _plot(args) -> int:
+    from .features import MelSpectrogramTransformer
+    from .plotting import plot_detections
+
+    if not args.audio.is_file():
+        raise CommandError(f"{args.audio}: audio file not found.")
+    detections = scores = None
+    mel = MelSpectrogramTransformer(duration=None)
+    if args.model:
+        from .detection import detect, window_scores
+
+        model = _load_model(args.model)
+        if hasattr(model, "steps") and isinstance(model.steps[0][1], MelSpectrogramTransformer):
+            mel = model.steps[0][1]
+        detections = detect(model, [args.audio], min_confidence=args.min_confidence, verbose=0)
+        scores = window_scores(model, args.audio)
+    figure = plot_detections(args.audio, detections=detections, scores=scores, mel=mel)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(args.out, dpi=100)
+    print(f"Figure: {args.out}")
+    return EXIT_OK
+
+
+# -- the parser -------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``birdaudio`` argument parser, with one sub-parser per command."""
+    parser = argparse.ArgumentParser(
+        prog="birdaudio",
+        description="Train bird-sound classifiers and detect birds in recordings.",
+        epilog="Exit codes: 0 success, 1 error, 2 invalid command line, 3 predict skipped "
+        "unreadable inputs.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help, description=help)
+        sub.add_argument(
+            "-q", "--quiet", dest="verbose", action="store_const", const=0, default=1,
+            help="no progress bars or epoch logs",
+        )  # fmt: skip
+        return sub
+
+    train = command("train", "Train a classifier on labelled recordings and save it.")
+    train.add_argument(
+        "data", type=Path,
+        help="a folder of class sub-folders (root/<species>/<file>) or a CSV manifest with "
+        "a 'path' column and 'primary_label'/'secondary_labels', 'labels' or 'label' "
+        "columns of ';'-separated labels",
+    )  # fmt: skip
+    train.add_argument("--out", type=Path, required=True, help="where to save the model")
+    train.add_argument("--max-epochs", type=int, default=50, help="default: 50")
+    train.add_argument("--window-seconds", type=float, default=5.0, help="default: 5")
+    train.add_argument(
+        "--val-fraction", type=float, default=0.2,
+        help="share held out for validation and early stopping; 0 trains on all (default 0.2)",
+    )  # fmt: skip
+    train.add_argument("--batch-size", type=int, default=32, help="default: 32")
+    train.add_argument("--lr", type=float, default=1e-3, help="learning rate (default 1e-3)")
+    train.add_argument("--sample-rate", type=int, default=32000, help="Hz (default 32000)")
+    train.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    train.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
+    train.add_argument("--cache", type=Path, help="folder to cache spectrograms in")
+    train.add_argument(
+        "--set", type=_parse_assignment, action="append", default=[], metavar="KEY=VALUE",
+        help="any pipeline parameter, e.g. --set cnn__module__base_filters=32 "
+        "--set mel__n_mels=64 (repeatable)",
+    )  # fmt: skip
+    train.set_defaults(run=_train)
+
+    predict = command("predict", "Detect species in recordings and write detection tables.")
+    predict.add_argument("model", type=Path, help="a model saved by 'birdaudio train'")
+    predict.add_argument(
+        "inputs", type=Path, nargs="+", help="audio files or folders (searched recursively)"
+    )
+    predict.add_argument(
+        "--out", type=Path, required=True,
+        help="a folder (one table per audio file), or a file name with an extension "
+        "(e.g. detections.csv, selections.txt) for one combined table",
+    )  # fmt: skip
+    predict.add_argument("--format", choices=FORMATS, default="csv", help="default: csv")
+    predict.add_argument(
+        "--min-confidence", type=float, default=0.1, help="report from this score (default 0.1)"
+    )
+    predict.add_argument(
+        "--overlap", type=float, default=0.0, help="window overlap in seconds (default 0)"
+    )
+    predict.add_argument(
+        "--thresholds", type=Path,
+        help="per-species thresholds: JSON {\"species\": 0.6} or CSV 'species,threshold' lines",
+    )  # fmt: skip
+    predict.add_argument(
+        "--resume", action="store_true",
+        help="skip files whose table already exists in the --out folder",
+    )  # fmt: skip
+    predict.add_argument("--batch-size", type=int, default=64, help="windows scored at once")
+    predict.add_argument("--jobs", type=int, default=1, help="files scored in parallel")
+    predict.set_defaults(run=_predict)
+
+    evaluate = command("evaluate", "Score a model on labelled recordings (mAP, F1, per class).")
+    evaluate.add_argument("model", type=Path, help="a model saved by 'birdaudio train'")
+    evaluate.add_argument("data", type=Path, help="a folder of class sub-folders or a manifest")
+    evaluate.add_argument("--threshold", type=float, help="for F1 (default: the model's)")
+    evaluate.add_argument("--pr-curve", type=Path, help="save precision-recall curves (PNG)")
+    evaluate.set_defaults(run=_evaluate)
+
+    info = command("info", "Show a model's classes, parameters, training and versions.")
+    info.add_argument("model", type=Path, help="a model saved by 'birdaudio train'")
+    info.set_defaults(run=_info)
+
+    plot = command("plot", "Draw a recording's spectrogram, with detections if a model is given.")
+    plot.add_argument("audio", type=Path, help="an audio file")
+    plot.add_argument("--model", type=Path, help="a model saved by 'birdaudio train'")
+    plot.add_argument("--out", type=Path, required=True, help="the figure (PNG)")
+    plot.add_argument(
+        "--min-confidence", type=float, default=0.5, help="boxes from this score (default 0.5)"
+    )
+    plot.set_defaults(run=_plot)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``birdaudio`` with ``argv`` (default: the command line); return the exit code."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="birdaudio: %(message)s")
+    from .audio import AudioError
+
+    try:
+        return args.run(args)
+    except (CommandError, AudioError, ValueError) as error:
+        print(f"birdaudio {args.command}: error: {error}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())
