@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed-dev
 EXTRAS ?= dev
 
-.PHONY: install demo test lint format clean
+.PHONY: install demo test docs lint format clean
 
 $(INSTALLED): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ test: $(INSTALLED)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
+# HTML under docs/_build/html; any warning fails the build. The examples are not run.
+docs: $(INSTALLED)
+	$(BIN)/sphinx-build -W --keep-going -b html docs docs/_build/html
+
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -33,4 +37,4 @@ format: $(INSTALLED)
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) outputs .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) outputs .pytest_cache .ruff_cache .hypothesis docs/_build docs/auto_examples
