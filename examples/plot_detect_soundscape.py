@@ -27,7 +27,6 @@ import matplotlib
 
 matplotlib.use("Agg")
 import joblib
-import matplotlib.pyplot as plt
 import numpy as np
 from sklearn.pipeline import Pipeline
 
@@ -35,7 +34,9 @@ from sklearn_birdaudio import (
     AttentionCNNClassifier,
     MelSpectrogramTransformer,
     detect,
+    load_audio,
     make_birdsong,
+    plot_detections,
     window_scores,
     write_detections,
     write_detections_per_file,
@@ -97,28 +98,24 @@ raven_paths = write_detections_per_file(detections, OUTPUT / "raven", format="ra
 print(f"Tables: {csv_path} and {', '.join(str(path) for path in raven_paths)}")
 
 # %%
-# The scores behind the detections
-# --------------------------------
-# ``window_scores`` returns every window's score for every class: here the classes with
-# the highest scores, over time.
-scores = window_scores(model, recordings[0])
-top = np.argsort(scores.scores.max(axis=0))[::-1][:8]
-fig, ax = plt.subplots(figsize=(9, 3.5), layout="constrained")
-image = ax.imshow(
-    scores.scores[:, top].T,
-    aspect="auto",
-    interpolation="nearest",
-    extent=(0, scores.duration_s, len(top) - 0.5, -0.5),
-    vmin=0,
-    vmax=1,
-    cmap="magma",
+# The detections over the spectrogram
+# ------------------------------------
+# ``window_scores`` returns every window's score for every class; ``plot_detections``
+# draws the first minute's spectrogram with its detections as boxes and the scores of
+# the highest-scoring classes under it.
+first_minute = (
+    load_audio(recordings[0], sample_rate=32000, duration_seconds=60.0)
+    if isinstance(recordings[0], Path)
+    else recordings[0][: 60 * 32000]
 )
-ax.set(
-    yticks=range(len(top)),
-    yticklabels=[str(label) for label in scores.classes[top]],
-    xlabel="time (s)",
-    title="Probability per 5-s window",
+minute_detections = detect(model, first_minute, min_confidence=0.3, verbose=0)
+scores = window_scores(model, first_minute)
+figure = plot_detections(
+    first_minute,
+    detections=minute_detections,
+    scores=scores,
+    mel=model.steps[0][1],
+    title="First minute: detections at confidence >= 0.3",
 )
-fig.colorbar(image, ax=ax, label="probability")
-fig.savefig(OUTPUT / "window_scores.png", dpi=100)
-print(f"Figure: {OUTPUT / 'window_scores.png'}")
+figure.savefig(OUTPUT / "detections.png", dpi=100)
+print(f"Figure: {OUTPUT / 'detections.png'}")

@@ -31,7 +31,6 @@ import matplotlib
 
 matplotlib.use("Agg")
 import joblib
-import matplotlib.pyplot as plt
 import numpy as np
 from sklearn.metrics import average_precision_score, f1_score
 from sklearn.pipeline import Pipeline
@@ -41,6 +40,8 @@ from sklearn_birdaudio import (
     MelSpectrogramTransformer,
     load_manifest,
     make_birdsong,
+    plot_precision_recall,
+    plot_training_curves,
 )
 
 SMALL = os.environ.get("BIRDAUDIO_EXAMPLE_SMALL") == "1"
@@ -132,14 +133,13 @@ print(
 # %%
 # Training curves and the saved model
 # -----------------------------------
-fig, ax = plt.subplots(figsize=(6, 3.5), layout="constrained")
-epochs = history[:, "epoch"]
-ax.plot(epochs, history[:, "train_loss"], marker="o", label="train loss")
-ax.plot(epochs, history[:, "valid_loss"], marker="o", label="validation loss")
-ax.plot(epochs, history[:, "valid_mAP"], marker="s", label="validation macro mAP")
-ax.set(xlabel="epoch", title="AttentionCNNClassifier training")
-ax.legend()
-fig.savefig(OUTPUT / "training_curves.png", dpi=100)
+plot_training_curves(pipeline).savefig(OUTPUT / "training_curves.png", dpi=100)
+plot_precision_recall(Y_test, probabilities, classes=species).savefig(
+    OUTPUT / "precision_recall.png", dpi=100
+)
 model_path = OUTPUT / "birdaudio_model.joblib"
 joblib.dump(pipeline, model_path)
-print(f"Model saved to {model_path}; curves to {OUTPUT / 'training_curves.png'}")
+print(
+    f"Model saved to {model_path}; figures {OUTPUT / 'training_curves.png'} and "
+    f"{OUTPUT / 'precision_recall.png'}"
+)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numbers
 import os
+import textwrap
 import warnings
 from typing import TYPE_CHECKING
 
@@ -626,5 +627,5 @@ def plot_precision_recall(
     without = [names[column] for column in np.flatnonzero(positives == 0)]
     if without:
         notes.append(f"no positives, not shown: {_names_note(without)}")
-    ax.set_title("\n".join(["Precision-recall", *notes]))
+    ax.set_title("\n".join(["Precision-recall", *(textwrap.fill(note, 70) for note in notes)]))
     return fig
