@@ -2,7 +2,7 @@
 
 Usage (from the repository root, after ``make install``)::
 
-    .venv/bin/python benchmarks/detection.py [--model outputs/birdaudio_model.joblib]
+    .venv/bin/python benchmarks/detection.py [--model outputs/birdaudio_model.safetensors]
 
 Runs :func:`sklearn_birdaudio.detect` with the default network (5-s windows, no overlap)
 over ``SSW50.mp3`` (10 minutes, 22.05 kHz MP3) and reports seconds of audio scored per
@@ -11,7 +11,7 @@ decoding and resampling alone (``stream_audio``), which bounds what the rest cos
 scores all seven soundscapes (62 minutes) in one call and reports the process's peak
 resident memory against its resident memory before the call.
 
-``--model`` loads a fitted pipeline saved with joblib (``make demo`` writes one). Without
+``--model`` loads a fitted pipeline saved with ``save_model`` (``make demo`` writes one). Without
 it the default pipeline is fitted for one epoch on eight xeno-canto recordings: speed and
 memory do not depend on the weights, only on the network's size.
 """
@@ -24,7 +24,6 @@ import platform
 import time
 from pathlib import Path
 
-import joblib
 import torch
 from _measure import memory_mb, reset_peak_memory
 
@@ -34,6 +33,7 @@ from sklearn_birdaudio import (
     audio_info,
     detect,
     load_manifest,
+    load_model,
     stream_audio,
 )
 
@@ -56,7 +56,7 @@ def default_model():
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", type=Path, help="a fitted pipeline saved with joblib")
+    parser.add_argument("--model", type=Path, help="a fitted pipeline saved with save_model")
     parser.add_argument("--soundscapes", type=Path, default=DATA / "soundscapes" / "audio")
     parser.add_argument("--batch-size", type=int, default=64, help="windows per detect batch")
     parser.add_argument(
@@ -64,7 +64,7 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    model = joblib.load(args.model) if args.model else default_model()
+    model = load_model(args.model) if args.model else default_model()
     if args.predict_batch_size:
         model.set_params(cnn__predict_batch_size=args.predict_batch_size)
     files = sorted(args.soundscapes.glob("*.mp3"))

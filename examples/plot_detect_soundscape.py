@@ -17,7 +17,7 @@ its speed, not the model's accuracy (see ``benchmarks/accuracy.py`` for that).
 # %%
 # A trained model and a recording
 # -------------------------------
-# The model is the pipeline the training example saved with joblib. Without it (or with
+# The model is the pipeline the training example saved with ``save_model``. Without it (or with
 # ``BIRDAUDIO_EXAMPLE_SMALL=1``) a small stand-in is trained on synthetic songs.
 import os
 import time
@@ -26,7 +26,6 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import joblib
 import numpy as np
 from sklearn.pipeline import Pipeline
 
@@ -35,6 +34,7 @@ from sklearn_birdaudio import (
     MelSpectrogramTransformer,
     detect,
     load_audio,
+    load_model,
     make_birdsong,
     plot_detections,
     window_scores,
@@ -49,9 +49,9 @@ DATA = Path(
 OUTPUT = Path(os.environ.get("BIRDAUDIO_OUTPUT", Path(__file__).resolve().parents[1] / "outputs"))
 OUTPUT.mkdir(parents=True, exist_ok=True)
 
-model_path = OUTPUT / "birdaudio_model.joblib"
+model_path = OUTPUT / "birdaudio_model.safetensors"
 if model_path.is_file() and not SMALL:
-    model = joblib.load(model_path)
+    model = load_model(model_path)
     print(f"Model: {model_path}")
 else:
     songs, labels, _ = make_birdsong(48, n_classes=6, duration=5.0, random_state=0, as_frame=True)

@@ -30,7 +30,6 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import joblib
 import numpy as np
 from sklearn.metrics import average_precision_score, f1_score
 from sklearn.pipeline import Pipeline
@@ -42,6 +41,7 @@ from sklearn_birdaudio import (
     make_birdsong,
     plot_precision_recall,
     plot_training_curves,
+    save_model,
 )
 
 SMALL = os.environ.get("BIRDAUDIO_EXAMPLE_SMALL") == "1"
@@ -137,8 +137,8 @@ plot_training_curves(pipeline).savefig(OUTPUT / "training_curves.png", dpi=100)
 plot_precision_recall(Y_test, probabilities, classes=species).savefig(
     OUTPUT / "precision_recall.png", dpi=100
 )
-model_path = OUTPUT / "birdaudio_model.joblib"
-joblib.dump(pipeline, model_path)
+model_path = OUTPUT / "birdaudio_model.safetensors"
+save_model(pipeline, model_path)  # weights + JSON: loading it never runs code
 print(
     f"Model saved to {model_path}; figures {OUTPUT / 'training_curves.png'} and "
     f"{OUTPUT / 'precision_recall.png'}"

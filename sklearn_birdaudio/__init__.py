@@ -38,6 +38,8 @@ _EXPORTS = {
     "make_birdsong": "datasets",
     "load_folder": "datasets",
     "load_manifest": "datasets",
+    "save_model": "persistence",
+    "load_model": "persistence",
 }
 
 __all__ = [*_EXPORTS, "__version__"]

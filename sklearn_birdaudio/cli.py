@@ -3,6 +3,14 @@
 A thin layer over the public API: each sub-command parses its arguments, calls the
 package and prints or writes the result. Run ``birdaudio COMMAND --help`` for each.
 
+Model files
+-----------
+``birdaudio train --out model.safetensors`` saves with
+:func:`~sklearn_birdaudio.save_model`: weights and a JSON description, no pickle, safe
+to load from anyone. An ``--out`` ending in ``.joblib``, ``.pkl`` or ``.pickle`` writes a
+joblib file instead, with a warning: loading a joblib or pickle file runs any code it
+contains, so the other commands load one only when given ``--allow-pickle``.
+
 Exit codes
 ----------
 0
@@ -36,6 +44,13 @@ logger = logging.getLogger("sklearn_birdaudio.cli")
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
 FORMATS = ("csv", "raven", "audacity")
+PICKLE_SUFFIXES = (".joblib", ".pkl", ".pickle")
+# First bytes of a pickle (protocol 2 or later) and of joblib's compressed pickles (zlib,
+# gzip, bz2, xz, lzma, lz4): how a joblib model without its usual suffix is recognised.
+PICKLE_MAGIC = (
+    b"\x80", b"\x78\x01", b"\x78\x5e", b"\x78\x9c", b"\x78\xda", b"\x1f\x8b", b"BZh",
+    b"\xfd7zXZ", b"\x5d\x00\x00", b"\x04\x22\x4d\x18",
+)  # fmt: skip
 LABEL_COLUMN_CANDIDATES = (("primary_label", "secondary_labels"), ("labels",), ("label",))
 
 
@@ -82,24 +97,56 @@ def _load_data(data: Path, classes=None):
     )
 
 
-def _load_model(path: Path):
-    """A fitted model saved by ``birdaudio train`` (or joblib.dump of a fitted pipeline)."""
-    import joblib
+def _is_pickle(path: Path) -> bool:
+    """Whether ``path`` looks like a joblib or pickle file (by its suffix or first bytes)."""
+    if path.suffix.lower() in PICKLE_SUFFIXES:
+        return True
+    with path.open("rb") as file:
+        return file.read(8).startswith(PICKLE_MAGIC)
+
+
+def _load_model(path: Path, allow_pickle: bool = False):
+    """A fitted model saved by ``birdaudio train`` (or by ``save_model``).
+
+    joblib/pickle files (``joblib.dump`` of a fitted pipeline) only with ``allow_pickle``:
+    loading one runs any code it holds.
+    """
     from sklearn.utils.validation import check_is_fitted
+
+    from .persistence import load_model
 
     if not path.is_file():
         raise CommandError(f"{path}: model file not found.")
     try:
-        model = joblib.load(path)
+        model = load_model(path)
+    except ValueError as error:
+        if not _is_pickle(path):
+            raise CommandError(str(error)) from None
+        if not allow_pickle:
+            raise CommandError(
+                f"{path}: is a joblib/pickle file, refused: loading one runs any code it "
+                "contains. Pass --allow-pickle only if the file comes from a source you "
+                "trust; models saved by 'birdaudio train --out MODEL.safetensors' need no "
+                "such trust."
+            ) from None
+        model = _load_pickle(path)
+    if not hasattr(model, "predict_proba") or not hasattr(model, "classes_"):
+        raise CommandError(f"{path}: holds a {type(model).__name__}, not a fitted classifier.")
+    check_is_fitted(model)
+    return model
+
+
+def _load_pickle(path: Path):
+    """``joblib.load(path)``: runs the code in the file; only after --allow-pickle."""
+    import joblib
+
+    try:
+        return joblib.load(path)
     except Exception as error:  # any unpickling failure means "not a model"
         raise CommandError(
             f"{path}: not a model file ({type(error).__name__}: {error}); expected a model "
             "saved by 'birdaudio train'."
         ) from error
-    if not hasattr(model, "predict_proba") or not hasattr(model, "classes_"):
-        raise CommandError(f"{path}: holds a {type(model).__name__}, not a fitted classifier.")
-    check_is_fitted(model)
-    return model
 
 
 def _classifier(model):
@@ -136,8 +183,31 @@ def _read_thresholds(path: Path) -> dict[str, float]:
 # -- sub-commands -----------------------------------------------------------------------
 
 
-def _train(args) -> int:
+def _save_model(model, out: Path) -> None:
+    """Save in the safe format, or with joblib (and a warning) for a pickle suffix."""
+    from .persistence import save_model
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix.lower() not in PICKLE_SUFFIXES:
+        try:
+            save_model(model, out)
+        except TypeError as error:
+            raise CommandError(
+                f"{error} To save it anyway, give --out a .joblib name (trusted use only)."
+            ) from error
+        return
     import joblib
+
+    joblib.dump(model, out)
+    print(
+        f"birdaudio train: warning: {out} is a joblib (pickle) file: loading it runs any "
+        "code it contains, so load it only from a source you trust (the other commands need "
+        "--allow-pickle for it). Give --out a .safetensors name for the safe format.",
+        file=sys.stderr,
+    )
+
+
+def _train(args) -> int:
     from sklearn.pipeline import Pipeline
 
     from .classifier import AttentionCNNClassifier
@@ -179,8 +249,7 @@ def _train(args) -> int:
         raise CommandError(f"--set: {error}") from error
     model.fit(X, Y)
     model.named_steps["mel"].set_params(memory=None, verbose=0)  # not needed to predict
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    joblib.dump(model, args.out)
+    _save_model(model, args.out)
     history = model.named_steps["cnn"].history_
     print(f"Trained {len(history)} epochs; model saved to {args.out}")
     return EXIT_OK
@@ -190,7 +259,7 @@ def _predict(args) -> int:
     from .detection import detect
     from .tables import table_path_for, write_detections, write_detections_per_file
 
-    model = _load_model(args.model)
+    model = _load_model(args.model, args.allow_pickle)
     thresholds = _read_thresholds(args.thresholds) if args.thresholds else None
     combined = bool(args.out.suffix) and not args.out.is_dir()
     if args.resume and combined:
@@ -244,7 +313,7 @@ def _evaluate(args) -> int:
 
     from .metrics import f1_at_threshold, mean_average_precision, padded_cmap
 
-    model = _load_model(args.model)
+    model = _load_model(args.model, args.allow_pickle)
     classes = [str(label) for label in model.classes_]
     X, Y, _ = _load_data(args.data, classes=classes)
     print(f"Data: {len(X)} recordings from {args.data}")
@@ -283,7 +352,7 @@ def _info(args) -> int:
     import skorch
     import torch
 
-    model = _load_model(args.model)
+    model = _load_model(args.model, args.allow_pickle)
     classifier = _classifier(model)
     print(f"Model: {args.model} ({type(model).__name__})")
     print(f"Classes ({len(model.classes_)}): {', '.join(str(c) for c in model.classes_)}")
@@ -317,7 +386,7 @@ def _plot(args) -> int:
     if args.model:
         from .detection import detect, window_scores
 
-        model = _load_model(args.model)
+        model = _load_model(args.model, args.allow_pickle)
         if hasattr(model, "steps") and isinstance(model.steps[0][1], MelSpectrogramTransformer):
             mel = model.steps[0][1]
         detections = detect(model, [args.audio], min_confidence=args.min_confidence, verbose=0)
@@ -343,12 +412,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def command(name: str, help: str) -> argparse.ArgumentParser:
+    def command(name: str, help: str, loads_model: bool = False) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help, description=help)
         sub.add_argument(
             "-q", "--quiet", dest="verbose", action="store_const", const=0, default=1,
             help="no progress bars or epoch logs",
         )  # fmt: skip
+        if loads_model:
+            sub.add_argument(
+                "--allow-pickle", action="store_true",
+                help="also load joblib/pickle model files, which run any code they contain: "
+                "only for files from a source you trust",
+            )  # fmt: skip
         return sub
 
     train = command("train", "Train a classifier on labelled recordings and save it.")
@@ -358,7 +433,11 @@ def build_parser() -> argparse.ArgumentParser:
         "a 'path' column and 'primary_label'/'secondary_labels', 'labels' or 'label' "
         "columns of ';'-separated labels",
     )  # fmt: skip
-    train.add_argument("--out", type=Path, required=True, help="where to save the model")
+    train.add_argument(
+        "--out", type=Path, required=True,
+        help="where to save the model, e.g. model.safetensors (the safe format: no pickle); "
+        "a .joblib, .pkl or .pickle name writes a joblib file, which runs code when loaded",
+    )  # fmt: skip
     train.add_argument("--max-epochs", type=int, default=50, help="default: 50")
     train.add_argument("--window-seconds", type=float, default=5.0, help="default: 5")
     train.add_argument(
@@ -378,7 +457,9 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     train.set_defaults(run=_train)
 
-    predict = command("predict", "Detect species in recordings and write detection tables.")
+    predict = command(
+        "predict", "Detect species in recordings and write detection tables.", loads_model=True
+    )
     predict.add_argument("model", type=Path, help="a model saved by 'birdaudio train'")
     predict.add_argument(
         "inputs", type=Path, nargs="+", help="audio files or folders (searched recursively)"
@@ -407,18 +488,26 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--jobs", type=int, default=1, help="files scored in parallel")
     predict.set_defaults(run=_predict)
 
-    evaluate = command("evaluate", "Score a model on labelled recordings (mAP, F1, per class).")
+    evaluate = command(
+        "evaluate", "Score a model on labelled recordings (mAP, F1, per class).", loads_model=True
+    )
     evaluate.add_argument("model", type=Path, help="a model saved by 'birdaudio train'")
     evaluate.add_argument("data", type=Path, help="a folder of class sub-folders or a manifest")
     evaluate.add_argument("--threshold", type=float, help="for F1 (default: the model's)")
     evaluate.add_argument("--pr-curve", type=Path, help="save precision-recall curves (PNG)")
     evaluate.set_defaults(run=_evaluate)
 
-    info = command("info", "Show a model's classes, parameters, training and versions.")
+    info = command(
+        "info", "Show a model's classes, parameters, training and versions.", loads_model=True
+    )
     info.add_argument("model", type=Path, help="a model saved by 'birdaudio train'")
     info.set_defaults(run=_info)
 
-    plot = command("plot", "Draw a recording's spectrogram, with detections if a model is given.")
+    plot = command(
+        "plot",
+        "Draw a recording's spectrogram, with detections if a model is given.",
+        loads_model=True,
+    )
     plot.add_argument("audio", type=Path, help="an audio file")
     plot.add_argument("--model", type=Path, help="a model saved by 'birdaudio train'")
     plot.add_argument("--out", type=Path, required=True, help="the figure (PNG)")

@@ -6,12 +6,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import joblib
 import numpy as np
 import pandas as pd
 import pytest
 import soundfile
 
-from sklearn_birdaudio import make_birdsong, read_detections
+from sklearn_birdaudio import load_model, make_birdsong, read_detections
 from sklearn_birdaudio.cli import EXIT_ERROR, EXIT_OK, EXIT_PARTIAL, main
 
 RATE = 16000
@@ -51,7 +52,7 @@ def workspace(tmp_path_factory, data_dir):
     soundfile.write(field / "dusk.flac", long[::-1].copy(), RATE)
     for broken in ("truncated.wav", "not_audio.wav"):
         shutil.copy(data_dir / broken, field / broken)
-    model = root / "model.joblib"
+    model = root / "model.safetensors"
     code = main(["train", str(root / "train"), "--out", str(model), "-q", *TINY])
     assert code == EXIT_OK
     return root, model
@@ -65,6 +66,38 @@ def test_train_saves_a_model_that_info_describes(workspace, capsys):
     assert "cnn__module__base_filters = 8" in out
     assert "Training: 3 epochs" in out and "valid_mAP" in out
     assert "torch" in out and "scikit-learn" in out
+
+
+def test_train_saves_the_safe_format_by_default(workspace):
+    _, model = workspace
+    assert not model.read_bytes().startswith(b"\x80")  # not a pickle
+    loaded = load_model(model)  # refuses anything but the safe format
+    assert loaded.classes_.tolist() == ["species_00", "species_01", "species_02"]
+
+
+@pytest.mark.parametrize("name", ["model.joblib", "model.bin"])
+def test_a_pickled_model_needs_allow_pickle(workspace, tmp_path, capsys, name):
+    _, model = workspace
+    pickled = tmp_path / name
+    joblib.dump(load_model(model), pickled)
+    assert main(["info", str(pickled)]) == EXIT_ERROR
+    err = capsys.readouterr().err
+    assert f"{pickled}: is a joblib/pickle file, refused" in err
+    assert "runs any code" in err and "--allow-pickle" in err
+    assert main(["info", str(pickled), "--allow-pickle"]) == EXIT_OK
+    assert "Classes (3): species_00, species_01, species_02" in capsys.readouterr().out
+
+
+def test_a_pickle_suffix_trains_a_joblib_file_with_a_warning(workspace, tmp_path, capsys):
+    root, _ = workspace
+    out = tmp_path / "model.pkl"
+    arguments = ["--max-epochs", "1", "--val-fraction", "0"]
+    code = main(["train", str(root / "test"), "--out", str(out), "-q", *TINY, *arguments])
+    assert code == EXIT_OK
+    assert "is a joblib (pickle) file: loading it runs any code" in capsys.readouterr().err
+    assert out.read_bytes().startswith(b"\x80")  # the PROTO opcode: a pickle
+    assert main(["info", str(out)]) == EXIT_ERROR
+    assert main(["info", str(out), "--allow-pickle"]) == EXIT_OK
 
 
 def test_predict_writes_tables_and_reports_broken_files(workspace, tmp_path, capsys):

@@ -1,0 +1,547 @@
+"""Safe persistence of fitted models: safetensors weights and a JSON description, no pickle.
+
+:func:`save_model` writes a single `safetensors <https://huggingface.co/docs/safetensors>`_
+file. Its tensors are the weights and buffers (batch-norm statistics included) of every
+network in the model; its metadata header holds a JSON description of the model: the
+structure (pipeline steps, ensemble members), each estimator's parameters and what it
+learned besides weights (``classes_``, ``multilabel_``, ``n_mels_``, the training history).
+:func:`load_model` rebuilds the estimators from that description and loads the weights.
+
+Reading a file never runs code from it: classes are looked up by name in a fixed
+allow-list (never imported from a name found in the file), and safetensors holds tensors
+only. ``joblib.load`` and ``pickle.load``, by contrast, run whatever code the file asks
+for: load those only from sources you trust.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+from sklearn.pipeline import Pipeline
+from sklearn.utils import Bunch
+from sklearn.utils.validation import check_is_fitted
+from skorch.dataset import Dataset
+from skorch.exceptions import DeviceWarning
+from skorch.history import History
+
+from . import __version__
+from .classifier import AttentionCNNClassifier, RandomWindows
+from .ensemble import VotingClassifier
+from .features import MelSpectrogramTransformer
+from .modules import AttentionCNN
+
+__all__ = ["load_model", "save_model"]
+
+FORMAT = "sklearn-birdaudio-model"
+FORMAT_VERSION = 1
+
+# The only classes a file can name. Exact types: a subclass may behave differently.
+ESTIMATORS = {
+    "sklearn.pipeline.Pipeline": Pipeline,
+    "sklearn_birdaudio.MelSpectrogramTransformer": MelSpectrogramTransformer,
+    "sklearn_birdaudio.AttentionCNNClassifier": AttentionCNNClassifier,
+    "sklearn_birdaudio.VotingClassifier": VotingClassifier,
+}
+PARAMETER_CLASSES = {
+    "sklearn_birdaudio.AttentionCNN": AttentionCNN,
+    "torch.optim.AdamW": torch.optim.AdamW,
+    "torch.optim.Adam": torch.optim.Adam,
+    "torch.optim.SGD": torch.optim.SGD,
+    "torch.nn.BCEWithLogitsLoss": torch.nn.BCEWithLogitsLoss,
+    "torch.nn.CrossEntropyLoss": torch.nn.CrossEntropyLoss,
+    "torch.utils.data.DataLoader": torch.utils.data.DataLoader,
+    "skorch.dataset.Dataset": Dataset,
+}
+# Parameters that only matter for training: dropped (with a warning) when not storable.
+TRAINING_ONLY_PREFIXES = ("callbacks", "train_split", "iterator_train__")
+ARRAY_KINDS = "biufUO"
+TAGS = ("$tuple", "$path", "$array", "$class", "$estimator")
+
+
+class _Unstorable(Exception):
+    """A value that JSON and the allow-lists cannot represent."""
+
+
+class _Invalid(Exception):
+    """A model description that load_model refuses."""
+
+
+def _name_of(table: dict, value) -> str | None:
+    return next((name for name, known in table.items() if value is known), None)
+
+
+def _is_estimator(value) -> bool:
+    # skorch callbacks have get_params too, but no fit
+    return not isinstance(value, type) and hasattr(value, "get_params") and hasattr(value, "fit")
+
+
+def _plain(value):
+    """``value`` as JSON numbers, strings, lists and dicts; _Unstorable otherwise."""
+    if isinstance(value, np.generic) and value.dtype.kind in "biufU":
+        value = value.item()
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    if isinstance(value, dict) and all(isinstance(key, str) for key in value):
+        return {key: _plain(item) for key, item in value.items()}
+    raise _Unstorable(f"{type(value).__name__} {value!r}")
+
+
+# -- writing ----------------------------------------------------------------------------
+
+
+class _Writer:
+    """Turns estimators into JSON-able descriptions, collecting the networks' tensors.
+
+    ``prefix`` is the estimator's place in the model as in ``get_params`` (``"cnn__"``),
+    to name what cannot be saved.
+    """
+
+    def __init__(self):
+        self.tensors: dict[str, torch.Tensor] = {}
+        self.n_networks = 0
+        self.warnings: list[str] = []
+
+    def value(self, value, prefix: str, key: str):
+        if _is_estimator(value):
+            return self.estimator(value, f"{prefix}{key}__")
+        if isinstance(value, tuple):
+            if len(value) == 2 and isinstance(value[0], str) and _is_estimator(value[1]):
+                # a (name, estimator) pair of Pipeline.steps or VotingClassifier.estimators
+                return {"$tuple": [value[0], self.estimator(value[1], f"{prefix}{value[0]}__")]}
+            return {"$tuple": [self.value(item, prefix, key) for item in value]}
+        if isinstance(value, list):
+            return [self.value(item, prefix, key) for item in value]
+        if isinstance(value, dict):
+            if not all(isinstance(name, str) and not name.startswith("$") for name in value):
+                raise _Unstorable(f"dict with keys {list(value)}")
+            return {name: self.value(item, prefix, key) for name, item in value.items()}
+        if isinstance(value, os.PathLike):
+            return {"$path": os.fspath(value)}
+        if isinstance(value, np.ndarray):
+            return {"$array": self.array(value)}
+        if isinstance(value, type) or callable(value):
+            name = _name_of(PARAMETER_CLASSES, value)
+            if name is None:
+                raise _Unstorable(f"{getattr(value, '__qualname__', value)!r}")
+            return {"$class": name}
+        return _plain(value)
+
+    def array(self, array: np.ndarray) -> dict:
+        if array.ndim != 1 or array.dtype.kind not in ARRAY_KINDS:
+            raise _Unstorable(f"array of shape {array.shape} and dtype {array.dtype}")
+        return {"dtype": array.dtype.str, "values": [_plain(item) for item in array.tolist()]}
+
+    def estimator(self, estimator, where: str = "") -> dict:
+        name = _supported(estimator, where)
+        params = {}
+        for key, value in estimator.get_params(deep=False).items():
+            if key.startswith("_"):  # skorch also lists private attributes (_seed, ...)
+                continue
+            if key == "memory" and value is not None:
+                self.warnings.append(
+                    f"{where}memory={value!r} is not saved (a joblib cache holds pickles); "
+                    "the loaded model caches nothing until you set it again."
+                )
+                value = None
+            try:
+                params[key] = self.value(value, where, key)
+            except _Unstorable as error:
+                if not key.startswith(TRAINING_ONLY_PREFIXES):
+                    raise TypeError(
+                        f"cannot save parameter {where}{key} of {type(estimator).__name__}: "
+                        f"{error} is not a JSON value nor one of the known classes "
+                        f"({', '.join(PARAMETER_CLASSES)}); set it to a storable value, or "
+                        "use joblib.dump (whose files run code when loaded: trusted use only)."
+                    ) from None
+                self.warnings.append(
+                    f"{where}{key} is not saved ({error} cannot be stored safely); it only "
+                    "matters for training, and the loaded model has its default."
+                )
+        node = {"$estimator": name, "params": params}
+        try:
+            fitted = self.fitted(estimator, where)
+        except _Unstorable as error:
+            raise TypeError(
+                f"cannot save what {where[:-2] or 'the model'} learned: {error} is not storable."
+            ) from None
+        if fitted is not None:
+            node["fitted"] = fitted
+        return node
+
+    def fitted(self, estimator, where: str) -> dict | None:
+        """What ``estimator`` learned besides its parameters; None when unfitted."""
+        if isinstance(estimator, MelSpectrogramTransformer):
+            return {
+                name: self.value(getattr(estimator, name), where, name)
+                for name in ("n_features_in_", "feature_names_in_")
+                if hasattr(estimator, name)
+            }
+        if isinstance(estimator, VotingClassifier):
+            if not hasattr(estimator, "estimators_"):
+                return None
+            state = {
+                "estimators_": [
+                    self.estimator(member, f"{where}estimators_[{index}]__")
+                    for index, member in enumerate(estimator.estimators_)
+                ],
+                "classes_": self.array(np.asarray(estimator.classes_)),
+                "multilabel_": bool(estimator.multilabel_),
+            }
+            if hasattr(estimator, "feature_names_in_"):
+                state["feature_names_in_"] = self.array(estimator.feature_names_in_)
+            return state
+        if isinstance(estimator, AttentionCNNClassifier):
+            if not hasattr(estimator, "module_"):
+                return None
+            prefix = f"net{self.n_networks}/"
+            self.n_networks += 1
+            module = getattr(estimator.module_, "_orig_mod", estimator.module_)  # compiled
+            for key, tensor in module.state_dict().items():
+                self.tensors[prefix + key] = tensor.detach().to("cpu").clone().contiguous()
+            return {
+                "weights": prefix,
+                "classes_": self.array(np.asarray(estimator.classes_)),
+                "multilabel_": bool(estimator.multilabel_),
+                "n_mels_": int(estimator.n_mels_),
+                "seed": int(estimator._seed),
+                "history": [_storable_record(record) for record in estimator.history_],
+            }
+        return None  # a Pipeline: its steps hold what it learned
+
+
+def _supported(estimator, where: str = "") -> str:
+    """The allow-list name of ``estimator``'s class; TypeError when it has none."""
+    name = _name_of(ESTIMATORS, type(estimator))
+    if name is None:
+        kind = type(estimator)
+        raise TypeError(
+            f"cannot save a {kind.__module__}.{kind.__qualname__}"
+            f"{f' (at {where[:-2]})' if where else ''}: the safe format stores "
+            f"{', '.join(ESTIMATORS)} only. joblib.dump can save any estimator, but a joblib "
+            "file runs code when loaded: use it only with parties that trust each other."
+        )
+    return name
+
+
+def _storable_record(record: dict) -> dict:
+    """A history entry without the values JSON cannot hold."""
+    stored = {}
+    for key, value in record.items():
+        if key == "batches":
+            value = [_storable_record(batch) for batch in value]
+        try:
+            stored[key] = _plain(value)
+        except _Unstorable:
+            continue
+    return stored
+
+
+def save_model(model, path: str | os.PathLike) -> Path:
+    """Save a fitted model as one safetensors file, without pickle.
+
+    The file holds the networks' weights and buffers as tensors and, in its metadata, a
+    JSON description of the model: structure, parameters, classes and training history.
+    :func:`load_model` reads it back, giving identical predictions, and never runs code
+    from the file, so models can be shared safely (unlike joblib or pickle files).
+
+    Parameters
+    ----------
+    model : Pipeline, AttentionCNNClassifier or VotingClassifier
+        A fitted model made of :class:`~sklearn.pipeline.Pipeline`,
+        :class:`~sklearn_birdaudio.MelSpectrogramTransformer`,
+        :class:`~sklearn_birdaudio.AttentionCNNClassifier` and
+        :class:`~sklearn_birdaudio.VotingClassifier`, nested in any way.
+    path : str or path-like
+        Where to write (``.safetensors`` is the suggested suffix); an existing file is
+        replaced.
+
+    Returns
+    -------
+    path : Path
+        The file written.
+
+    Raises
+    ------
+    TypeError
+        If the model holds another estimator or a parameter value that is neither JSON
+        nor a known class (a parameter that only matters for training, such as
+        ``callbacks``, is left out with a warning instead). ``memory`` caches are never
+        saved (a warning says so).
+    sklearn.exceptions.NotFittedError
+        If the model is not fitted.
+
+    See Also
+    --------
+    load_model : Read the file back.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from sklearn_birdaudio import (
+    ...     AttentionCNNClassifier, MelSpectrogramTransformer, load_model, save_model)
+    >>> waveforms = np.random.default_rng(0).normal(size=(8, 8000)).astype(np.float32)
+    >>> model = make_pipeline(
+    ...     MelSpectrogramTransformer(sample_rate=16000, duration=0.5, n_mels=16, fmax=8000),
+    ...     AttentionCNNClassifier(
+    ...         module__base_filters=4, module__n_blocks=1, module__n_heads=1, max_epochs=1,
+    ...         window_seconds=0.5, overlap_seconds=0, sample_rate=16000, random_state=0,
+    ...         verbose=0),
+    ... ).fit(waveforms, ["wren", "robin"] * 4)
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> path = save_model(model, f"{folder.name}/model.safetensors")
+    >>> loaded = load_model(path)
+    >>> loaded.classes_.tolist()
+    ['robin', 'wren']
+    >>> bool((loaded.predict_proba(waveforms) == model.predict_proba(waveforms)).all())
+    True
+    >>> folder.cleanup()
+    """
+    _supported(model)
+    check_is_fitted(model)
+    writer = _Writer()
+    description = writer.estimator(model)
+    for message in writer.warnings:
+        warnings.warn(message, UserWarning, stacklevel=2)
+    metadata = {
+        "format": FORMAT,
+        "format_version": str(FORMAT_VERSION),
+        "sklearn_birdaudio_version": __version__,
+        "model": json.dumps(description),
+    }
+    path = Path(path)
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        save_file(writer.tensors, str(partial), metadata=metadata)
+        os.replace(partial, path)  # a failed save leaves no half-written model behind
+    finally:
+        partial.unlink(missing_ok=True)
+    return path
+
+
+# -- reading ----------------------------------------------------------------------------
+
+
+def _expect(condition: bool, message: str) -> None:
+    if not condition:
+        raise _Invalid(message)
+
+
+class _Reader:
+    """Rebuilds estimators from a description, creating allow-listed classes only."""
+
+    def __init__(self, handle):
+        self.handle = handle
+        self.keys = set(handle.keys())
+        self.device_warnings: list[str] = []
+
+    def value(self, value):
+        if isinstance(value, list):
+            return [self.value(item) for item in value]
+        if not isinstance(value, dict):
+            _expect(
+                value is None or isinstance(value, (bool, int, float, str)),
+                f"unexpected value {value!r}",
+            )
+            return value
+        tags = [key for key in value if key.startswith("$")]
+        if not tags:
+            return {key: self.value(item) for key, item in value.items()}
+        _expect(tags[0] in TAGS, f"unknown tag {tags[0]!r}")
+        tag, content = tags[0], value[tags[0]]
+        if tag == "$estimator":
+            return self.estimator(value)
+        _expect(len(value) == 1, f"unexpected keys {sorted(value)} next to {tag!r}")
+        if tag == "$tuple":
+            _expect(isinstance(content, list), f"$tuple of {content!r}")
+            return tuple(self.value(item) for item in content)
+        if tag == "$path":
+            _expect(isinstance(content, str), f"$path of {content!r}")
+            return Path(content)
+        if tag == "$array":
+            return self.array(content)
+        _expect(
+            content in PARAMETER_CLASSES,
+            f"names class {content!r}, which is not one of those a model may use "
+            f"({', '.join(PARAMETER_CLASSES)})",
+        )
+        return PARAMETER_CLASSES[content]
+
+    def array(self, content) -> np.ndarray:
+        _expect(isinstance(content, dict) and set(content) == {"dtype", "values"}, "bad array")
+        try:
+            dtype = np.dtype(content["dtype"])
+        except TypeError as error:
+            raise _Invalid(f"array dtype {content['dtype']!r}") from error
+        values = content["values"]
+        _expect(dtype.kind in ARRAY_KINDS and isinstance(values, list), "bad array")
+        _expect(
+            all(item is None or isinstance(item, (bool, int, float, str)) for item in values),
+            "array of non-scalar values",
+        )
+        return np.asarray(values, dtype=dtype)
+
+    def estimator(self, node: dict):
+        name = node.get("$estimator")
+        _expect(
+            name in ESTIMATORS,
+            f"names estimator {name!r}, which is not one of those a model may hold "
+            f"({', '.join(ESTIMATORS)})",
+        )
+        _expect(set(node) <= {"$estimator", "params", "fitted"}, f"unexpected keys {list(node)}")
+        _expect(isinstance(node.get("params"), dict), f"{name} without params")
+        params = {key: self.value(value) for key, value in node["params"].items()}
+        _expect(not any(key.startswith("_") for key in params), "private parameters")
+        # A joblib cache folder holds pickles: a file must not point the model at one.
+        _expect(params.get("memory") is None, f"memory={params.get('memory')!r}")
+        device = params.get("device")
+        if isinstance(device, str) and device.startswith("cuda") and not torch.cuda.is_available():
+            self.device_warnings.append(
+                f"{name} was saved with device={device!r} but CUDA is not available here; "
+                "it uses device='cpu'."
+            )
+            params["device"] = "cpu"
+        estimator = ESTIMATORS[name](**params)
+        if "fitted" in node:
+            _expect(isinstance(node["fitted"], dict), "bad fitted state")
+            self.restore(estimator, node["fitted"])
+        return estimator
+
+    def restore(self, estimator, state: dict) -> None:
+        """Set what ``estimator`` learned from ``state`` (as written by _Writer.fitted)."""
+        if isinstance(estimator, MelSpectrogramTransformer):
+            _expect(set(state) <= {"n_features_in_", "feature_names_in_"}, "bad mel state")
+            for key, value in state.items():
+                setattr(estimator, key, self.value(value))
+        elif isinstance(estimator, VotingClassifier):
+            members = state["estimators_"]
+            _expect(isinstance(members, list), "bad estimators_")
+            estimator.estimators_ = [self.estimator(member) for member in members]
+            names = [name for name, _ in estimator.estimators]
+            _expect(len(names) == len(members), "estimators_ do not match estimators")
+            estimator.named_estimators_ = Bunch(
+                **dict(zip(names, estimator.estimators_, strict=True))
+            )
+            estimator.classes_ = self.array(state["classes_"])
+            estimator.multilabel_ = bool(state["multilabel_"])
+            if "feature_names_in_" in state:
+                estimator.feature_names_in_ = self.array(state["feature_names_in_"])
+        elif isinstance(estimator, AttentionCNNClassifier):
+            self.restore_net(estimator, state)
+        else:
+            _expect(not state, f"unexpected fitted state of a {type(estimator).__name__}")
+
+    def restore_net(self, net: AttentionCNNClassifier, state: dict) -> None:
+        net.classes_ = self.array(state["classes_"])
+        net.multilabel_ = bool(state["multilabel_"])
+        net.n_mels_ = state["n_mels_"]
+        net._seed = state["seed"]
+        _expect(isinstance(net.n_mels_, int) and isinstance(net._seed, int), "bad net state")
+        net._random_windows = RandomWindows(net._window_frames, net._seed)
+        # Building the network draws random initial weights: keep the caller's RNG as it was.
+        with net._on_resolved_device(), torch.random.fork_rng(devices=[]):
+            net.initialize()
+        module = getattr(net.module_, "_orig_mod", net.module_)
+        prefix = state["weights"]
+        _expect(isinstance(prefix, str) and prefix.endswith("/"), "bad weights name")
+        stored = {key[len(prefix) :] for key in self.keys if key.startswith(prefix)}
+        expected = set(module.state_dict())
+        _expect(
+            stored == expected,
+            f"the tensors {prefix}* do not match the network (missing "
+            f"{sorted(expected - stored)[:5]}, unexpected {sorted(stored - expected)[:5]})",
+        )
+        try:
+            module.load_state_dict({key: self.handle.get_tensor(prefix + key) for key in stored})
+        except RuntimeError as error:  # tensor shapes that do not fit the network
+            raise _Invalid(f"the weights do not fit the network: {error}") from None
+        history = state["history"]
+        _expect(isinstance(history, list) and all(isinstance(r, dict) for r in history), "history")
+        net.history_ = History(history)
+
+
+def load_model(path: str | os.PathLike):
+    """Load a model saved by :func:`save_model`, without running code from the file.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A file written by :func:`save_model` (or ``birdaudio train``).
+
+    Returns
+    -------
+    model : estimator
+        The fitted model, as saved: its ``predict_proba`` gives the same values. Networks
+        are rebuilt on their ``device`` (``"auto"``: CUDA when available, else the CPU; a
+        CUDA device that is not available falls back to the CPU with a
+        ``DeviceWarning``). Optimizer state is not stored: fitting again starts afresh.
+
+    Raises
+    ------
+    FileNotFoundError
+        If there is no file at ``path``.
+    ValueError
+        If the file is not a model written by :func:`save_model` (not safetensors,
+        truncated, without or with an invalid model description, one naming a class
+        outside the allow-list) or was written by a newer version of the format. The
+        message names the file.
+
+    See Also
+    --------
+    save_model : Write the file.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from sklearn_birdaudio import load_model
+    >>> with tempfile.NamedTemporaryFile(suffix=".safetensors") as file:
+    ...     _ = file.write(b"not a model"), file.flush()
+    ...     load_model(file.name)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: ...: not a model file (...); expected a sklearn-birdaudio model ...
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: model file not found.")
+    expected = "expected a sklearn-birdaudio model written by save_model or 'birdaudio train'."
+    try:
+        handle = safe_open(str(path), framework="pt", device="cpu")
+    except Exception as error:  # safetensors raises SafetensorError, OSError, ...
+        raise ValueError(f"{path}: not a model file ({error}); {expected}") from None
+    with handle:
+        metadata = handle.metadata() or {}
+        if metadata.get("format") != FORMAT:
+            raise ValueError(
+                f"{path}: not a model file: a safetensors file without a sklearn-birdaudio "
+                f"model description (metadata keys {sorted(metadata)}); {expected}"
+            )
+        version = metadata.get("format_version", "")
+        if not version.isdigit() or int(version) > FORMAT_VERSION:
+            raise ValueError(
+                f"{path}: written in model format version {version!r} by sklearn-birdaudio "
+                f"{metadata.get('sklearn_birdaudio_version', '?')}; this is sklearn-birdaudio "
+                f"{__version__}, which reads format version {FORMAT_VERSION}: upgrade it."
+            )
+        try:
+            description = json.loads(metadata.get("model", ""))
+            _expect(isinstance(description, dict), "not an estimator")
+            reader = _Reader(handle)
+            model = reader.estimator(description)
+        except (_Invalid, KeyError, TypeError, ValueError, RecursionError) as error:
+            # ValueError includes json's decoding errors and the estimators' own checks
+            detail = error if isinstance(error, _Invalid) else f"{type(error).__name__}: {error}"
+            raise ValueError(f"{path}: invalid model description ({detail}); {expected}") from None
+    for message in reader.device_warnings:
+        warnings.warn(message, DeviceWarning, stacklevel=2)
+    return model
