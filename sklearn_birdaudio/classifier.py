@@ -6,33 +6,50 @@ either a 0/1 indicator matrix (multi-label: sigmoid and binary cross-entropy) or
 (multi-class: softmax and cross-entropy). Recordings longer than ``window_seconds`` are
 trained on a fresh random window each epoch (inside the audio, never in padding) and
 predicted window by window, the windows' logits aggregated by ``max`` or ``mean``.
+With ``checkpoint_dir`` set, training saves its whole state after every epoch
+(:class:`TrainingCheckpoint`) and a later ``fit`` resumes an interrupted run.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
+import logging
+import numbers
+import os
+import pickle
+import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import scipy.sparse
 import torch
 from sklearn.base import ClassifierMixin
 from sklearn.metrics import average_precision_score
-from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import type_of_target
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import check_is_fitted, column_or_1d
 from skorch import NeuralNet
-from skorch.callbacks import EarlyStopping, EpochScoring, LRScheduler
+from skorch.callbacks import Callback, EarlyStopping, EpochScoring, LRScheduler
 from skorch.dataset import ValidSplit
+from skorch.history import History
 from skorch.utils import to_tensor
 
 from .devices import resolve_device
 from .log_mel import valid_frames
 from .modules import AttentionCNN
 
-__all__ = ["AttentionCNNClassifier"]
+__all__ = ["AttentionCNNClassifier", "TrainingCheckpoint"]
+
+logger = logging.getLogger(__name__)
 
 AGGREGATIONS = ("max", "mean")
+CHECKPOINT_FILE = "checkpoint.pt"
+CHECKPOINT_FORMAT = 1
+# Parameters that do not change what training computes: a run resumes whatever their value.
+NOT_PART_OF_THE_RUN = frozenset({"checkpoint_dir", "verbose", "device", "threshold", "callbacks"})
 
 
 def _n_valid_frames(spectrograms: np.ndarray) -> np.ndarray:
@@ -103,6 +120,208 @@ def validation_map(net, X, y) -> float:
     )
 
 
+def _json_value(value):
+    """A JSON value standing for a parameter value, the same in every process."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (list, tuple)):
+        return [_json_value(item) for item in value]
+    if isinstance(value, dict):
+        return {str(key): _json_value(item) for key, item in value.items()}
+    # Classes and functions by name; other objects by their class (no addresses).
+    named = value if hasattr(value, "__qualname__") else type(value)
+    return f"{named.__module__}.{named.__qualname__}"
+
+
+def _plain_json(value):
+    """``json.dumps`` default: NumPy scalars and arrays as Python numbers and lists."""
+    if isinstance(value, (np.generic, np.ndarray)):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _digest(array: np.ndarray) -> str:
+    array = np.ascontiguousarray(array)
+    digest = hashlib.blake2b(f"{array.dtype.str}{array.shape}".encode(), digest_size=16)
+    digest.update(memoryview(array).cast("B"))
+    return digest.hexdigest()
+
+
+class TrainingCheckpoint(Callback):
+    """Save the whole training state after every epoch; restore it to resume a run.
+
+    :class:`AttentionCNNClassifier` adds it when ``checkpoint_dir`` is set. After each epoch
+    it writes ``checkpoint.pt`` in ``dirname`` (atomically: a new file replaces the old one):
+    the network's weights and buffers, the optimizer's and the learning-rate scheduler's
+    states, early stopping's state and best weights, the history, and the states of every
+    random number generator training draws from (torch's, the window draws', the data
+    loader's shuffling). The file holds tensors and plain values only, and is read with
+    ``torch.load(weights_only=True)``, which refuses to run code.
+
+    Parameters
+    ----------
+    dirname : str or path-like
+        Folder of the checkpoint; created if needed.
+    """
+
+    def __init__(self, dirname):
+        self.dirname = dirname
+
+    def initialize(self):
+        self.epochs_saved_ = 0
+        self.pending_random_state_ = None
+        return self
+
+    def on_train_begin(self, net, **kwargs):
+        self.epochs_saved_ = 0
+        self.pending_random_state_ = None
+        state = getattr(net, "_resume", None)
+        if state is None:
+            return
+        # The net restored the weights, the optimizer and the history before the other
+        # callbacks began (see AttentionCNNClassifier.on_train_begin); what they reset is
+        # restored here: early stopping's count, the scorers' best scores, the scheduler
+        # (built from the history, it may have set the learning rate: the optimizer again).
+        metadata = state["metadata"]
+        self.epochs_saved_ = metadata["epochs"]
+        net.optimizer_.load_state_dict(state["optimizer"])
+        scheduler = getattr(dict(net.callbacks_).get("lr_scheduler"), "lr_scheduler_", None)
+        if scheduler is not None and state["lr_scheduler"] is not None:
+            scheduler.load_state_dict(state["lr_scheduler"])
+        early_stopping = dict(net.callbacks_).get("early_stopping")
+        if early_stopping is not None and metadata["early_stopping"] is not None:
+            for name, value in metadata["early_stopping"].items():
+                setattr(early_stopping, name, value)
+            early_stopping.best_model_weights_ = state["best_module"]
+        for name, callback in net.callbacks_:  # the scorers' "_best" flags
+            if name in metadata["best_scores"]:
+                callback.best_score_ = metadata["best_scores"][name]
+        self.pending_random_state_ = state
+
+    def on_epoch_begin(self, net, **kwargs):
+        # Generators are restored here, once the data loader exists and nothing else can
+        # draw from them before the epoch does.
+        state, self.pending_random_state_ = self.pending_random_state_, None
+        if state is None:
+            return
+        torch.set_rng_state(state["torch_rng"])
+        device = torch.device(net.device)
+        if device.type == "cuda" and state["cuda_rng"] is not None:
+            torch.cuda.set_rng_state(state["cuda_rng"], device)
+        generator = getattr(net, "_train_generator", None)
+        if generator is not None and state["loader_rng"] is not None:
+            generator.set_state(state["loader_rng"])
+        net._random_windows.rng.bit_generator.state = state["metadata"]["random_windows"]
+
+    def on_epoch_end(self, net, **kwargs):
+        self.epochs_saved_ = len(net.history)
+        self.save(net, finished=False)
+
+    def on_train_end(self, net, **kwargs):
+        early_stopping = dict(net.callbacks_).get("early_stopping")
+        stopped = early_stopping is not None and early_stopping.misses_ >= early_stopping.patience
+        if stopped or self.epochs_saved_ >= net.max_epochs:
+            self.save(net, finished=True)
+        elif getattr(net, "_checkpoint_run", None) is not None:
+            logger.warning(
+                "Training stopped after epoch %d of %d; fit again with checkpoint_dir=%r "
+                "to resume it.", self.epochs_saved_, net.max_epochs, str(self.dirname)
+            )  # fmt: skip
+
+    def save(self, net, finished: bool) -> None:
+        """Write the training state of ``net`` (``finished``: the run is complete)."""
+        run = getattr(net, "_checkpoint_run", None)
+        if run is None:  # not inside AttentionCNNClassifier.fit
+            return
+        callbacks = dict(net.callbacks_)
+        early_stopping = callbacks.get("early_stopping")
+        scheduler = getattr(callbacks.get("lr_scheduler"), "lr_scheduler_", None)
+        generator = getattr(net, "_train_generator", None)
+        device = torch.device(net.device)
+        metadata = {
+            "format": CHECKPOINT_FORMAT,
+            "run": run,
+            "seed": net._seed,
+            # Early stopping ends training before this callback saves the last epoch.
+            "epochs": len(net.history) if finished else self.epochs_saved_,
+            "finished": finished,
+            "history": net.history.to_list(),
+            "random_windows": net._random_windows.rng.bit_generator.state,
+            "best_scores": {
+                name: callback.best_score_
+                for name, callback in net.callbacks_
+                if hasattr(callback, "best_score_")
+            },
+            "early_stopping": None
+            if early_stopping is None
+            else {
+                "misses_": early_stopping.misses_,
+                "dynamic_threshold_": early_stopping.dynamic_threshold_,
+                "best_epoch_": early_stopping.best_epoch_,
+            },
+        }
+        state = {
+            "metadata": json.dumps(metadata, default=_plain_json),
+            "module": net.module_.state_dict(),
+            "optimizer": net.optimizer_.state_dict(),
+            "lr_scheduler": None if scheduler is None else scheduler.state_dict(),
+            "best_module": getattr(early_stopping, "best_model_weights_", None),
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+            "loader_rng": None if generator is None else generator.get_state(),
+        }
+        folder = Path(self.dirname)
+        folder.mkdir(parents=True, exist_ok=True)
+        partial = folder / f"{CHECKPOINT_FILE}.partial"
+        torch.save(state, partial)
+        os.replace(partial, folder / CHECKPOINT_FILE)  # a crash never leaves half a file
+
+
+def _read_checkpoint(dirname, run: dict) -> dict | None:
+    """The state of an unfinished run of ``run`` saved in ``dirname``, else ``None``.
+
+    Warns when the folder holds an unfinished run with other parameters or data (the new
+    run then overwrites it); raises ``ValueError`` when the file is not a checkpoint.
+    """
+    path = Path(dirname) / CHECKPOINT_FILE
+    if not path.is_file():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        metadata = json.loads(state["metadata"])
+        if not isinstance(metadata, dict):
+            raise TypeError(f"its metadata is a {type(metadata).__name__}, not an object")
+    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError, KeyError, IndexError,
+            TypeError, ValueError) as error:  # fmt: skip
+        raise ValueError(
+            f"{path} is not a training checkpoint this version can read ({error}); delete it "
+            "or choose another checkpoint_dir."
+        ) from error
+    if metadata.get("format") != CHECKPOINT_FORMAT:
+        changed = ["the checkpoint format"]
+    elif metadata["finished"]:
+        return None  # nothing to resume: train afresh
+    else:
+        stored, current = metadata["run"]["params"], run["params"]
+        changed = sorted(
+            key for key in stored.keys() | current.keys() if stored.get(key) != current.get(key)
+        )
+        if metadata["run"]["data"] != run["data"]:
+            changed.append("the training data")
+        if not changed:
+            state["metadata"] = metadata
+            return state
+    warnings.warn(
+        f"{path} holds an unfinished run that differs in {', '.join(changed)}; training "
+        "starts afresh and overwrites it.",
+        UserWarning,
+        stacklevel=3,
+    )
+    return None
+
+
 class AttentionCNNClassifier(ClassifierMixin, NeuralNet):
     """Residual CNN with attention pooling for log-mel spectrograms, as a scikit-learn classifier.
 
@@ -147,7 +366,20 @@ class AttentionCNNClassifier(ClassifierMixin, NeuralNet):
         default network on 2 cores: activations stay in cache) and lightest in memory,
         and ``batch_size`` on CUDA. ``iterator_valid__batch_size``, when given, wins.
     random_state : int, RandomState or None, default=None
-        Seeds the weights, the validation split, the windows and dropout.
+        Seeds the weights, the validation split, the shuffling, the windows and dropout,
+        without touching the global generators. On the CPU, two fits with the same integer
+        seed give identical weights and predictions (same torch version and number of
+        threads). On CUDA, cuDNN and atomic additions make training nondeterministic
+        unless ``torch.use_deterministic_algorithms(True)`` is set (see the user guide).
+    checkpoint_dir : str, path-like or None, default=None
+        Folder where ``fit`` saves the whole training state after every epoch (file
+        ``checkpoint.pt``, see :class:`TrainingCheckpoint`). If the folder holds an
+        unfinished run with the same parameters and training data, ``fit`` resumes it at
+        the epoch after the last one saved and ends with the same weights as an
+        uninterrupted run. A finished run, or one with other parameters (a warning says
+        which), is started afresh and overwritten. ``verbose``, ``device``, ``threshold``
+        and ``callbacks`` may change between the two fits; the state of callbacks you add
+        is not saved. Use one folder per model: clones (in ``GridSearchCV``, say) share it.
     device : str, default="auto"
         ``"auto"`` trains and predicts on CUDA when available, else on the CPU.
     verbose : int, default=1
@@ -165,8 +397,26 @@ class AttentionCNNClassifier(ClassifierMixin, NeuralNet):
         Whether ``y`` was an indicator matrix.
     n_mels_ : int
         Mel bands of the training spectrograms.
+    n_features_in_ : int
+        The same number, by scikit-learn's name: the mel bands are the features of each
+        frame (the number of frames may vary).
     history_ : skorch History
         Per-epoch train and validation loss, validation macro mAP, learning rate.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_birdaudio import AttentionCNNClassifier
+    >>> spectrograms = np.random.default_rng(0).normal(size=(8, 1, 16, 40))
+    >>> cnn = AttentionCNNClassifier(
+    ...     module__base_filters=4, module__n_blocks=2, module__n_heads=2, max_epochs=2,
+    ...     validation_fraction=None, window_seconds=1.0, overlap_seconds=0.5,
+    ...     sample_rate=16000, hop_length=512, random_state=0, verbose=0,
+    ... ).fit(spectrograms, ["wren", "owl"] * 4)
+    >>> cnn.predict_proba(spectrograms).shape
+    (8, 2)
+    >>> cnn.classes_.tolist()
+    ['owl', 'wren']
     """
 
     def __init__(
@@ -188,6 +438,7 @@ class AttentionCNNClassifier(ClassifierMixin, NeuralNet):
         threshold: float = 0.5,
         predict_batch_size: int | None = None,
         random_state=None,
+        checkpoint_dir: str | os.PathLike | None = None,
         device: str = "auto",
         verbose: int = 1,
         **kwargs,
@@ -215,11 +466,19 @@ class AttentionCNNClassifier(ClassifierMixin, NeuralNet):
         self.threshold = threshold
         self.predict_batch_size = predict_batch_size
         self.random_state = random_state
+        self.checkpoint_dir = checkpoint_dir
+
+    def _get_param_names(self):
+        # skorch takes every attribute not ending in "_" for a parameter, private ones
+        # included: what fit keeps (_seed, _random_windows) and skorch's own bookkeeping
+        # (_params_to_validate, rebuilt from the keyword arguments) must not be cloned.
+        return [name for name in super()._get_param_names() if not name.startswith("_")]
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = True  # NaN frames mark padding
         tags.target_tags.multi_output = True
+        tags.classifier_tags.multi_label = True  # a 0/1 indicator y
         return tags
 
     # -- device "auto" ------------------------------------------------------------------
@@ -248,16 +507,27 @@ class AttentionCNNClassifier(ClassifierMixin, NeuralNet):
     # -- inputs and targets -------------------------------------------------------------
     def _check_spectrograms(self, X, reset: bool) -> np.ndarray:
         """Validate spectrograms: float32 (n, 1, n_mels, n_frames), NaN only as padding."""
-        X = np.asarray(X, dtype=np.float32)
+        if scipy.sparse.issparse(X):
+            raise TypeError(
+                f"X is a sparse {type(X).__name__}; sparse input is not supported: expected "
+                "dense log-mel spectrograms (n_samples, 1, n_mels, n_frames)."
+            )
+        X = np.asarray(X)
+        if np.iscomplexobj(X):
+            raise ValueError("Complex data not supported; expected real log-mel dB values.")
+        X = X.astype(np.float32, copy=False)
         if X.ndim == 3:
             X = X[:, np.newaxis]
         if X.ndim != 4:
             raise ValueError(
                 f"X has shape {X.shape}; expected log-mel spectrograms of shape (n_samples, "
-                "1, n_mels, n_frames) as MelSpectrogramTransformer returns."
+                "1, n_mels, n_frames) as MelSpectrogramTransformer returns. Reshape your "
+                "data, or turn waveforms into spectrograms with MelSpectrogramTransformer."
             )
-        if X.shape[0] == 0 or X.shape[-1] == 0:
-            raise ValueError(f"X has shape {X.shape}; expected at least one sample and frame.")
+        if 0 in X.shape:
+            raise ValueError(
+                f"X has shape {X.shape}; expected at least one sample, mel band and frame."
+            )
         if np.isinf(X).any():
             raise ValueError(
                 "X contains infinite values; expected finite dB values or NaN padding."
@@ -269,37 +539,99 @@ class AttentionCNNClassifier(ClassifierMixin, NeuralNet):
         if reset:
             self.n_mels_ = X.shape[2]
         elif X.shape[2] != self.n_mels_:
+            # The first words are scikit-learn's, which tools and tests match.
             raise ValueError(
-                f"X has {X.shape[2]} mel bands but the classifier was fitted on {self.n_mels_}; "
-                "use the same MelSpectrogramTransformer(n_mels=...) for fit and predict."
+                f"X has {X.shape[2]} features, but {type(self).__name__} is expecting "
+                f"{self.n_mels_} features as input (mel bands); use the same "
+                "MelSpectrogramTransformer(n_mels=...) for fit and predict."
             )
         return X
 
-    def _encode_targets(self, y) -> np.ndarray:
-        """Set ``classes_``/``multilabel_`` and return targets as the loss expects them."""
+    @property
+    def n_features_in_(self) -> int:
+        """Mel bands of the training spectrograms, as ``n_mels_`` (frames may vary)."""
+        return self.n_mels_
+
+    def _encode_targets(self, y, reset: bool, classes=None) -> np.ndarray:
+        """Targets as the loss expects them; ``reset`` sets ``classes_`` and ``multilabel_``.
+
+        Without ``reset`` (more training of a fitted classifier) ``y`` must have its kind
+        of targets and its classes. ``classes`` lists every label of a first
+        ``partial_fit`` whose ``y`` lacks some.
+        """
+        if y is None:
+            raise ValueError(
+                f"{type(self).__name__} requires y to be passed, but the target y is None."
+            )
         columns = list(y.columns) if isinstance(y, pd.DataFrame) else None
         y = np.asarray(y)
+        if y.dtype.kind == "f" and np.isnan(y).any():
+            raise ValueError(
+                f"y contains {int(np.isnan(y).sum())} NaN value(s); expected 0/1 indicators "
+                "or class labels (NaN is only allowed in X, as padding)."
+            )
+        if (
+            y.ndim == 2
+            and y.shape[1] > 1
+            and y.dtype.kind in "biuf"
+            and not np.isin(y, (0, 1)).all()
+        ):
+            raise ValueError(
+                f"y is a 2-D array with values {np.unique(y)[:10].tolist()}; expected a 0/1 "
+                "indicator matrix (multi-label)."
+            )
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)  # scikit-learn's reading of a column vector
         kind = type_of_target(y)
         if kind == "multilabel-indicator":
-            self.multilabel_ = True
-            self.classes_ = np.asarray(columns if columns is not None else range(y.shape[1]))
+            if reset:
+                names = classes if classes is not None else columns
+                names = np.asarray(names if names is not None else range(y.shape[1]))
+                if names.shape != (y.shape[1],):
+                    raise ValueError(
+                        f"classes has {names.size} labels but y has {y.shape[1]} columns."
+                    )
+                self.multilabel_, self.classes_ = True, names
+            elif not self.multilabel_ or y.shape[1] != len(self.classes_):
+                raise ValueError(
+                    f"y is an indicator matrix of {y.shape[1]} columns; the classifier was "
+                    f"fitted on {self._target_description()}."
+                )
             return y.astype(np.float32)
         if kind in ("binary", "multiclass") and y.ndim == 1:
-            self.multilabel_ = False
-            encoder = LabelEncoder().fit(y)
-            if len(encoder.classes_) < 2:
+            if reset:
+                labels = np.unique(y if classes is None else np.asarray(classes))
+                if len(labels) < 2:
+                    raise ValueError(
+                        f"y has one class {labels.tolist()}; a classifier needs at least 2 classes."
+                    )
+                self.multilabel_, self.classes_ = False, labels
+            elif self.multilabel_:
                 raise ValueError(
-                    f"y has a single class {encoder.classes_.tolist()}; a classifier needs at "
-                    "least 2 classes."
+                    f"y holds class labels; the classifier was fitted on "
+                    f"{self._target_description()}."
                 )
-            self.classes_ = encoder.classes_
-            return encoder.transform(y).astype(np.int64)
+            unknown = np.setdiff1d(y, self.classes_)
+            if unknown.size:
+                raise ValueError(
+                    f"y contains labels {unknown[:10].tolist()} that are not in classes_ "
+                    f"{self.classes_.tolist()}."
+                )
+            return np.searchsorted(self.classes_, y).astype(np.int64)
         raise ValueError(
-            f"y is {kind!r} of shape {y.shape}; expected a 2-D 0/1 indicator matrix "
-            "(multi-label) or 1-D class labels (multi-class)."
+            f"Unknown label type: y is {kind!r} of shape {y.shape}; expected a 2-D 0/1 "
+            "indicator matrix (multi-label) or 1-D class labels (multi-class)."
         )
 
+    def _target_description(self) -> str:
+        kind = "an indicator matrix" if self.multilabel_ else "labels"
+        return f"{kind} of the classes {self.classes_.tolist()}"
+
     def _check_params(self) -> None:
+        for name in ("max_epochs", "sample_rate", "hop_length"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
         if self.aggregation not in AGGREGATIONS:
             raise ValueError(
                 f"aggregation must be one of {AGGREGATIONS}, got {self.aggregation!r}."
@@ -373,6 +705,8 @@ class AttentionCNNClassifier(ClassifierMixin, NeuralNet):
                     EarlyStopping(monitor="valid_loss", patience=self.patience, load_best=True),
                 )
             )
+        if self.checkpoint_dir is not None:  # last: it saves what the others updated
+            ours.append(("checkpoint", TrainingCheckpoint(self.checkpoint_dir)))
         return [*default[:-1], *ours, default[-1]]
 
     def get_split_datasets(self, X, y=None, **fit_params):
@@ -389,17 +723,32 @@ class AttentionCNNClassifier(ClassifierMixin, NeuralNet):
             kwargs = self.get_params_for("iterator_train")
             kwargs.setdefault("batch_size", self.batch_size)
             kwargs.setdefault("shuffle", True)
-            generator = torch.Generator().manual_seed(self._seed)
-            kwargs.setdefault("generator", generator)
+            seed = getattr(self, "_training_seed", self._seed)
+            kwargs.setdefault("generator", torch.Generator().manual_seed(seed))
             kwargs["collate_fn"] = self._random_windows
-            return self.iterator_train(dataset, **kwargs)
+            iterator = self.iterator_train(dataset, **kwargs)
+            self._train_generator = getattr(iterator, "generator", None)  # for checkpoints
+            return iterator
         if not training:
             kwargs = self.get_params_for("iterator_valid")
             kwargs["batch_size"] = self._predict_batch_size
             if kwargs["batch_size"] == -1:  # skorch's "the whole dataset"
                 kwargs["batch_size"] = len(dataset)
             return self.iterator_valid(dataset, **kwargs)
-        return super().get_iterator(dataset, training=training)
+        iterator = super().get_iterator(dataset, training=training)
+        self._train_generator = getattr(iterator, "generator", None)
+        return iterator
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        state = getattr(self, "_resume", None)
+        if state is None:
+            return
+        # Restored before the callbacks begin: the scorers then find their best scores in
+        # the history and the learning-rate scheduler the epochs done (TrainingCheckpoint
+        # restores the rest, after them).
+        self.module_.load_state_dict(state["module"])
+        self.optimizer_.load_state_dict(state["optimizer"])
+        self.history_ = History(state["metadata"]["history"])
 
     def infer(self, x, **fit_params):
         """Logits of a batch; inputs longer than the window are scored window by window."""
@@ -431,7 +780,7 @@ class AttentionCNNClassifier(ClassifierMixin, NeuralNet):
         return aggregated.scatter_reduce(0, owners, logits, reduce=reduce, include_self=False)
 
     # -- scikit-learn API ---------------------------------------------------------------
-    def fit(self, X, y, **fit_params):
+    def fit(self, X, y):
         """Train on spectrograms ``X`` and targets ``y``.
 
         Parameters
@@ -446,16 +795,86 @@ class AttentionCNNClassifier(ClassifierMixin, NeuralNet):
         -------
         self : AttentionCNNClassifier
         """
+        return self._train(X, y, initialize=not (self.warm_start and self.initialized_))
+
+    def partial_fit(self, X, y, classes=None):
+        """Train ``max_epochs`` more epochs, from the current weights once fitted.
+
+        The first call initializes the network as ``fit`` does; later ones need spectrograms
+        with as many mel bands and targets of the same classes. Not checkpointed.
+
+        Parameters
+        ----------
+        X : ndarray of shape (n_samples, 1, n_mels, n_frames)
+            Log-mel spectrograms; NaN frames are padding.
+        y : array-like of shape (n_samples, n_classes) or (n_samples,)
+            As in :meth:`fit`.
+        classes : array-like, optional
+            Every class label, for a first call whose ``y`` lacks some (multi-class), or
+            the names of the columns of ``y`` (multi-label). Ignored after the first call.
+
+        Returns
+        -------
+        self : AttentionCNNClassifier
+        """
+        return self._train(X, y, initialize=not self.initialized_, classes=classes)
+
+    def _train(self, X, y, initialize: bool, classes=None):
+        """``fit`` (``initialize``: a new network; a checkpoint) and ``partial_fit``."""
         self._check_params()
-        X = self._check_spectrograms(X, reset=True)
-        targets = self._encode_targets(y)
-        self._seed = int(check_random_state(self.random_state).randint(2**31 - 1))
-        self._random_windows = RandomWindows(self._window_frames, self._seed)
-        devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
-        with self._on_resolved_device(), torch.random.fork_rng(devices=devices):
-            torch.manual_seed(self._seed)
-            super().fit(X, targets, **fit_params)
+        X = self._check_spectrograms(X, reset=initialize)
+        targets = self._encode_targets(y, reset=initialize, classes=classes)
+        if initialize:
+            self._seed = int(check_random_state(self.random_state).randint(2**31 - 1))
+            self._training_seed = self._seed
+        else:  # more training draws other batches and dropout masks, reproducibly
+            sequence = np.random.SeedSequence([self._seed, len(self.history)])
+            self._training_seed = int(sequence.generate_state(1)[0] >> 1)
+        fit_params = {"_routing_method": "fit" if initialize else "partial_fit"}
+        self._resume = None
+        if initialize and self.checkpoint_dir is not None:
+            self._checkpoint_run = self._describe_run(X, targets)
+            self._resume = _read_checkpoint(self.checkpoint_dir, self._checkpoint_run)
+        if self._resume is not None:
+            done = self._resume["metadata"]["epochs"]
+            self._seed = self._training_seed = self._resume["metadata"]["seed"]
+            fit_params["epochs"] = max(self.max_epochs - done, 0)
+            logger.info("Resuming training after epoch %d of %d.", done, self.max_epochs)
+        if initialize:
+            self._random_windows = RandomWindows(self._window_frames, self._seed)
+        self._random_windows.window_frames = self._window_frames
+        device = resolve_device(self.device)
+        cuda = []
+        if device.type == "cuda":
+            cuda = [torch.cuda.current_device() if device.index is None else device.index]
+        try:
+            # Seed (and afterwards restore) only the generators training draws from.
+            with self._on_resolved_device(), torch.random.fork_rng(devices=cuda):
+                torch.default_generator.manual_seed(self._training_seed)
+                for index in cuda:
+                    with torch.cuda.device(index):
+                        torch.cuda.manual_seed(self._training_seed)
+                if initialize:
+                    self.initialize()
+                super().partial_fit(X, targets, **fit_params)
+        finally:
+            for name in ("_resume", "_checkpoint_run", "_train_generator", "_training_seed"):
+                self.__dict__.pop(name, None)
         return self
+
+    def _describe_run(self, X: np.ndarray, targets: np.ndarray) -> dict:
+        """What makes two fits the same training run: parameters and data (as JSON)."""
+        params = {
+            name: _json_value(value)
+            for name, value in self.get_params(deep=False).items()
+            if name not in NOT_PART_OF_THE_RUN and not name.startswith(("callbacks__", "_"))
+        }
+        data = {
+            "X": _digest(X),
+            "y": _digest(targets),
+            "classes": [str(label) for label in self.classes_],
+        }
+        return json.loads(json.dumps({"params": params, "data": data}))
 
     def probabilities_from_logits(self, logits: torch.Tensor) -> np.ndarray:
         """Sigmoid (multi-label) or softmax (multi-class) of logits, as a numpy array."""

@@ -1,14 +1,20 @@
 """Tests of AttentionCNNClassifier: learning, targets, windows, composition, persistence."""
 
+import os
 import pickle
+import subprocess
+import sys
+import textwrap
 
 import joblib
 import numpy as np
 import pytest
+import scipy.sparse
 import torch
 from sklearn.base import clone
 from sklearn.dummy import DummyClassifier
 from sklearn.ensemble import VotingClassifier
+from sklearn.exceptions import DataConversionWarning, NotFittedError
 from sklearn.metrics import accuracy_score, average_precision_score, f1_score
 from sklearn.model_selection import GridSearchCV, KFold, cross_validate
 from sklearn.pipeline import Pipeline
@@ -46,6 +52,37 @@ def songs(n_samples, random_state, **kwargs):
     )  # fmt: skip
 
 
+def spectrograms(n_samples, random_state, long_recordings=False, n_mels=32):
+    """Spectrograms of 1-s clips, or of recordings of 0.6-2.5 s padded with NaN."""
+    duration = 2.5 if long_recordings else 1.0
+    waveforms, Y, names = make_birdsong(
+        n_samples, n_classes=4, duration=duration, sample_rate=SAMPLE_RATE,
+        random_state=random_state,
+    )  # fmt: skip
+    if long_recordings:
+        lengths = np.random.default_rng(random_state).uniform(0.6, duration, n_samples)
+        waveforms = [wave[: int(seconds * SAMPLE_RATE)] for wave, seconds in zip(
+            waveforms, lengths, strict=True)]  # fmt: skip
+    mel = MelSpectrogramTransformer(**{**MEL, "n_mels": n_mels, "duration": None})
+    return mel.fit_transform(list(waveforms)), Y, names
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny networks run fastest on one thread, and no slower beside other processes."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def assert_same_weights(model, reference):
+    weights, expected = model.module_.state_dict(), reference.module_.state_dict()
+    assert weights.keys() == expected.keys()
+    for name, tensor in expected.items():
+        assert torch.equal(weights[name], tensor), name
+
+
 @pytest.fixture(scope="module")
 def multilabel_data():
     X_train, Y_train, names = songs(120, 0, as_frame=True)
@@ -80,12 +117,55 @@ def test_multilabel_pipeline_learns_far_above_the_prior(fitted, multilabel_data)
     assert list(fitted.named_steps["cnn"].classes_) == names
 
 
-def test_fixed_random_state_reproduces_the_model(fitted, multilabel_data):
-    X_train, Y_train, X_test, *_ = multilabel_data
-    again = tiny_pipeline().fit(X_train, Y_train)
-    np.testing.assert_array_equal(again.predict_proba(X_test), fitted.predict_proba(X_test))
-    other = tiny_pipeline(random_state=1).fit(X_train, Y_train)
-    assert not np.allclose(other.predict_proba(X_test), fitted.predict_proba(X_test))
+# Validation split, early stopping, shuffled batches and dropout: every random draw.
+REPRODUCIBLE = {
+    **TINY_CNN, "module__base_filters": 4, "module__n_blocks": 2, "module__n_heads": 2,
+    "max_epochs": 4, "batch_size": 8, "validation_fraction": 0.25, "patience": 2,
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("long_recordings", [False, True], ids=["clips", "random-windows"])
+def test_fixed_random_state_reproduces_weights_and_predictions(long_recordings, one_thread):
+    X, Y, _ = spectrograms(32, 0, long_recordings)
+    if long_recordings:
+        assert np.isnan(X).any() and X.shape[-1] > 2 * TINY_CNN["window_seconds"] * 62
+    torch_state, numpy_state = torch.get_rng_state(), np.random.get_state()  # noqa: NPY002
+    first = AttentionCNNClassifier(**REPRODUCIBLE).fit(X, Y)
+    # Seeded without touching the global generators.
+    assert torch.equal(torch.get_rng_state(), torch_state)
+    assert np.random.get_state()[1].tolist() == numpy_state[1].tolist()  # noqa: NPY002
+    again = AttentionCNNClassifier(**REPRODUCIBLE).fit(X, Y)
+    assert_same_weights(again, first)
+    np.testing.assert_array_equal(again.predict_proba(X), first.predict_proba(X))
+    assert again.history_[:, "valid_loss"] == first.history_[:, "valid_loss"]
+    other = AttentionCNNClassifier(**{**REPRODUCIBLE, "random_state": 1}).fit(X, Y)
+    assert not np.allclose(other.predict_proba(X), first.predict_proba(X))
+
+
+REPRODUCE_IN_ANOTHER_PROCESS = """
+import sys, torch
+sys.path.insert(0, {tests!r})
+torch.set_num_threads(1)
+from test_classifier import REPRODUCIBLE, spectrograms
+from sklearn_birdaudio import AttentionCNNClassifier
+X, Y, _ = spectrograms(32, 0, long_recordings=True)
+model = AttentionCNNClassifier(**REPRODUCIBLE).fit(X, Y)
+torch.save(model.module_.state_dict(), {out!r})
+"""
+
+
+def test_fixed_random_state_reproduces_the_weights_in_another_process(tmp_path, one_thread):
+    out = tmp_path / "weights.pt"
+    script = REPRODUCE_IN_ANOTHER_PROCESS.format(tests=os.path.dirname(__file__), out=str(out))
+    # Another hash seed too: nothing may depend on the order of a set or dict of strings.
+    env = {**os.environ, "PYTHONHASHSEED": "123"}
+    subprocess.run([sys.executable, "-c", textwrap.dedent(script)], check=True, env=env)
+    X, Y, _ = spectrograms(32, 0, long_recordings=True)
+    here = AttentionCNNClassifier(**REPRODUCIBLE).fit(X, Y).module_.state_dict()
+    there = torch.load(out, weights_only=True)
+    assert there.keys() == here.keys()
+    for name, tensor in here.items():
+        assert torch.equal(there[name], tensor), name
 
 
 def test_history_records_losses_and_validation_map(fitted):
@@ -266,7 +346,11 @@ def test_a_model_saved_for_cuda_loads_and_predicts_on_a_cpu(fitted, multilabel_d
     [
         (np.zeros((4, 10)), np.eye(2)[[0, 1, 0, 1]], "expected log-mel spectrograms"),
         (np.zeros((4, 1, 8, 10)), np.linspace(0, 1, 4), "expected a 2-D 0/1 indicator"),
-        (np.zeros((4, 1, 8, 10)), np.array(["a"] * 4), "single class"),
+        (np.zeros((4, 1, 8, 10)), np.array(["a"] * 4), "one class"),
+        (np.zeros((4, 1, 0, 10)), np.array([0, 1, 0, 1]), "at least one sample, mel band"),
+        (np.zeros((4, 1, 8, 10), complex), np.array([0, 1, 0, 1]), "Complex data"),
+        (np.zeros((4, 1, 8, 10)), None, "requires y to be passed"),
+        (np.zeros((4, 1, 8, 10)), np.array([0, "a", 1, "b"], object), "Unknown label"),
         (np.full((2, 1, 8, 10), np.nan), np.array([0, 1]), "no valid frame"),
         (np.full((2, 1, 8, 10), np.inf), np.array([0, 1]), "infinite"),
     ],
@@ -292,7 +376,7 @@ def test_bad_parameters_are_named(params, parameter):
 
 
 def test_mismatched_mel_bands_between_fit_and_predict(fitted):
-    with pytest.raises(ValueError, match="fitted on 32"):
+    with pytest.raises(ValueError, match="expecting 32 features as input"):
         fitted.named_steps["cnn"].predict_proba(np.zeros((1, 1, 64, 63), np.float32))
 
 
@@ -302,3 +386,61 @@ def test_verbose_zero_is_silent_and_one_prints_epochs(capsys, multilabel_data):
     assert capsys.readouterr().out == ""
     tiny_pipeline(max_epochs=1, verbose=1).fit(X_train[:20], Y_train[:20])
     assert "train_loss" in capsys.readouterr().out
+
+
+QUICK = {
+    **TINY_CNN, "module__base_filters": 4, "module__n_blocks": 1, "module__n_heads": 1,
+    "max_epochs": 1, "validation_fraction": None,
+}  # fmt: skip
+
+
+def test_sparse_input_and_unknown_fit_parameters_are_refused():
+    X = np.zeros((4, 1, 8, 10), np.float32)
+    with pytest.raises(TypeError, match="sparse input is not supported"):
+        AttentionCNNClassifier(**QUICK).fit(scipy.sparse.csr_matrix(np.zeros((4, 80))), [0, 1] * 2)
+    with pytest.raises(TypeError, match="sample_weight"):  # never silently ignored
+        AttentionCNNClassifier(**QUICK).fit(X, [0, 1] * 2, sample_weight=np.ones(4))
+    with pytest.raises(NotFittedError):
+        AttentionCNNClassifier(**QUICK).predict_proba(X)
+
+
+def test_fitted_state_is_neither_a_parameter_nor_cloned(one_thread):
+    X, Y, _ = spectrograms(8, 0, n_mels=16)
+    cnn = AttentionCNNClassifier(**QUICK)
+    assert not hasattr(cnn, "n_features_in_")
+    cnn.fit(X, Y)
+    assert cnn.n_features_in_ == cnn.n_mels_ == 16  # mel bands: the features of a frame
+    assert not [name for name in cnn.get_params() if name.startswith("_")]
+    assert not hasattr(clone(cnn), "_seed")
+
+
+def test_a_column_vector_y_is_read_as_labels_with_a_warning(one_thread):
+    X, Y, _ = spectrograms(8, 0, n_mels=16)
+    labels = np.array(["owl", "wren"])[Y[:, :1] % 2]
+    with pytest.warns(DataConversionWarning):
+        cnn = AttentionCNNClassifier(**QUICK).fit(X, labels)
+    assert cnn.classes_.tolist() == ["owl", "wren"] and not cnn.multilabel_
+
+
+def test_partial_fit_trains_on_from_the_current_weights(one_thread):
+    X, Y, names = spectrograms(12, 0, n_mels=16, long_recordings=True)
+    labels = np.asarray(names)[Y.argmax(axis=1)]
+    cnn = AttentionCNNClassifier(**{**QUICK, "max_epochs": 2})
+    cnn.partial_fit(X[:6], labels[:6], classes=names)  # the first call may lack classes
+    assert cnn.classes_.tolist() == sorted(names) and len(cnn.history_) == 2
+    before = {key: tensor.clone() for key, tensor in cnn.module_.state_dict().items()}
+    cnn.partial_fit(X[6:], labels[6:])
+    assert len(cnn.history_) == 4
+    assert not all(torch.equal(before[key], cnn.module_.state_dict()[key]) for key in before)
+    with pytest.raises(ValueError, match=r"labels \['kite'\] that are not in classes_"):
+        cnn.partial_fit(X[:2], ["kite", labels[0]])
+    with pytest.raises(ValueError, match="expecting 16 features"):
+        cnn.partial_fit(np.zeros((2, 1, 8, 40)), labels[:2])
+    with pytest.raises(ValueError, match="fitted on labels"):
+        cnn.partial_fit(X[:2], Y[:2])
+    # partial_fit from the same state is reproducible, like fit.
+    again = AttentionCNNClassifier(**{**QUICK, "max_epochs": 2})
+    again.partial_fit(X[:6], labels[:6], classes=names).partial_fit(X[6:], labels[6:])
+    twice = AttentionCNNClassifier(**{**QUICK, "max_epochs": 2})
+    twice.partial_fit(X[:6], labels[:6], classes=names).partial_fit(X[6:], labels[6:])
+    assert_same_weights(again, twice)
