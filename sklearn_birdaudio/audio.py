@@ -39,6 +39,8 @@ RESAMPLE_QUALITY = "HQ"
 # Blocks read from disk while streaming, in source frames: large enough to amortise the
 # per-call overhead of libsndfile and soxr, small enough to keep memory flat.
 READ_BLOCK_FRAMES = 1 << 16
+# Waveforms are float32: larger samples (finite in float64) would become infinite.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 # libsndfile's parse log line for a WAV/AIFF data chunk larger than the file holds.
 _TRUNCATED_DATA_CHUNK = re.compile(r"data\s*:\s*(?P<declared>\d+)\s*\(should be (?P<present>\d+)\)")
 
@@ -214,7 +216,13 @@ def _to_float_waveform(array, name: str) -> np.ndarray:
     ``(n_channels, n_samples)`` or soundfile's ``(n_samples, n_channels)``: the shorter axis
     is taken as the channel axis. Integer PCM is scaled to [-1, 1) as soundfile does.
     """
-    waveform = np.asarray(array)
+    try:
+        waveform = np.asarray(array)
+    except (TypeError, ValueError) as error:  # e.g. a ragged list of lists
+        raise AudioError(
+            f"{name}: cannot be read as an array ({error}); expected a 1-D mono waveform or "
+            "a 2-D (n_channels, n_samples) array."
+        ) from error
     if waveform.dtype == object:  # e.g. numbers in a pandas object column
         try:
             waveform = waveform.astype(np.float64)
@@ -252,7 +260,15 @@ def _to_float_waveform(array, name: str) -> np.ndarray:
         scale = float(-int(info.min)) if info.min < 0 else float(info.max + 1) / 2
         offset = 0.0 if info.min < 0 else scale
         return ((waveform.astype(np.float64) - offset) / scale).astype(np.float32)
-    return _check_finite(waveform.astype(np.float32, copy=False), name)
+    # Check before the cast: a finite float64 beyond float32's range would become inf.
+    _check_finite(waveform, name)
+    peak = float(np.abs(waveform).max()) if waveform.dtype.itemsize > 4 else 0.0
+    if peak > FLOAT32_MAX:
+        raise AudioError(
+            f"{name}: has samples up to {peak:.3g}, beyond the float32 range "
+            f"(±{FLOAT32_MAX:.3g}); expected a waveform scaled to about [-1, 1]."
+        )
+    return waveform.astype(np.float32, copy=False)
 
 
 def _check_finite(waveform: np.ndarray, name: str, start_seconds: float = 0.0, rate=None):

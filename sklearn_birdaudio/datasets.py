@@ -7,6 +7,8 @@ order, so the three can feed the same pipeline.
 
 from __future__ import annotations
 
+import math
+import numbers
 import os
 from pathlib import Path
 
@@ -25,6 +27,11 @@ SONG_PATTERNS = ("upsweep", "downsweep", "trill", "warble")
 _GOLDEN = 0.6180339887
 _LOWEST_PITCH_HZ, _HIGHEST_PITCH_HZ = 1200.0, 9000.0
 _FIRST_DISTRACTOR = 10_000  # species indices from here on sing but are never labelled
+
+
+def _is_number(value) -> bool:
+    """A finite real number (not a bool, a string or NaN)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _species_song(index: int) -> dict:
@@ -133,19 +140,22 @@ def make_birdsong(
     for name, value in [("n_samples", n_samples), ("n_classes", n_classes)]:
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}.")
-    if not (np.isfinite(duration) and duration > 0):
-        raise ValueError(f"duration must be a positive number of seconds, got {duration!r}.")
-    if not (np.isfinite(n_labels) and 1 <= n_labels <= n_classes):
-        raise ValueError(f"n_labels must be between 1 and n_classes={n_classes}, got {n_labels!r}.")
-    for name, value in [("noise", noise), ("distractors", distractors)]:
-        if not (np.isfinite(value) and value >= 0):
-            raise ValueError(f"{name} must be a number >= 0, got {value!r}.")
     if (
         isinstance(sample_rate, bool)
         or not isinstance(sample_rate, (int, np.integer))
         or (sample_rate < 4000)
     ):
         raise ValueError(f"sample_rate must be an integer >= 4000 Hz, got {sample_rate!r}.")
+    if not (_is_number(duration) and duration * sample_rate >= 1):
+        raise ValueError(
+            f"duration must be a number of seconds holding at least one sample "
+            f"(>= 1/sample_rate = {1 / sample_rate:.3g} s), got {duration!r}."
+        )
+    if not (_is_number(n_labels) and 1 <= n_labels <= n_classes):
+        raise ValueError(f"n_labels must be between 1 and n_classes={n_classes}, got {n_labels!r}.")
+    for name, value in [("noise", noise), ("distractors", distractors)]:
+        if not (_is_number(value) and value >= 0):
+            raise ValueError(f"{name} must be a number >= 0, got {value!r}.")
 
     rng = check_random_state(random_state)
     n_times = int(round(duration * sample_rate))
@@ -304,7 +314,8 @@ def load_manifest(
     AudioError
         If listed audio files do not exist (all of them are named, up to ten).
     ValueError
-        If a named column is missing, or a label is not in ``classes``.
+        If the file is not readable CSV, a named column is missing, or a label is not in
+        ``classes``.
 
     Examples
     --------
@@ -313,7 +324,13 @@ def load_manifest(
     csv_path = Path(csv_path)
     if not csv_path.is_file():
         raise AudioError(f"{csv_path}: manifest not found; expected a CSV file.")
-    table = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
+    try:
+        table = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
+    except (ValueError, pd.errors.ParserError) as error:  # empty, binary, not UTF-8 ...
+        raise ValueError(
+            f"{csv_path}: cannot be read as CSV ({type(error).__name__}: {error}); expected a "
+            f"CSV manifest with a header row naming the {path_column!r} and label columns."
+        ) from error
     label_columns = (label_columns,) if isinstance(label_columns, str) else tuple(label_columns)
     needed = [path_column, *label_columns] + ([split_column] if split is not None else [])
     missing_columns = [column for column in needed if column not in table.columns]

@@ -33,7 +33,14 @@ from joblib import Parallel, delayed
 from sklearn.utils.validation import check_is_fitted
 from tqdm.auto import tqdm
 
-from .audio import AUDIO_EXTENSIONS, AudioError, audio_files, audio_info, stream_audio
+from .audio import (
+    AUDIO_EXTENSIONS,
+    AudioError,
+    _check_rate,
+    audio_files,
+    audio_info,
+    stream_audio,
+)
 from .features import MelSpectrogramTransformer
 from .tables import COLUMNS
 
@@ -46,6 +53,7 @@ PROGRESS_FORMAT = (  # seconds of audio, rounded
     "[{elapsed}<{remaining}, {rate_fmt}{postfix}]"
 )
 READ_BLOCK_SECONDS = 60.0  # audio decoded per read; bounds memory with the batch
+MAX_WINDOW_SAMPLES = 2**62  # longer windows than any recording (and than a float can count)
 
 
 # -- what the model expects -------------------------------------------------------------
@@ -135,6 +143,11 @@ class _Grid:
         return samples / self.sample_rate
 
 
+def _is_number(value) -> bool:
+    """A finite real number, not a bool (``True`` is no length or probability)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def _make_grid(model_audio: _ModelAudio, window_seconds, overlap_seconds) -> _Grid:
     if window_seconds is None:
         window_seconds = model_audio.window_seconds
@@ -143,9 +156,7 @@ def _make_grid(model_audio: _ModelAudio, window_seconds, overlap_seconds) -> _Gr
                 "window_seconds could not be read from the model (its pipelines disagree or "
                 "have no MelSpectrogramTransformer); pass window_seconds explicitly."
             )
-    if not (isinstance(window_seconds, numbers.Real) and math.isfinite(window_seconds)) or (
-        window_seconds <= 0
-    ):
+    if not _is_number(window_seconds) or window_seconds <= 0:
         raise ValueError(f"window_seconds must be a positive number, got {window_seconds!r}.")
     limit = model_audio.max_window_seconds
     if limit is not None and window_seconds > limit + 1e-9:
@@ -154,19 +165,20 @@ def _make_grid(model_audio: _ModelAudio, window_seconds, overlap_seconds) -> _Gr
             f"(MelSpectrogramTransformer(duration={limit})), which would crop each window and "
             f"ignore part of the audio; expected window_seconds <= {limit}."
         )
-    if not (
-        isinstance(overlap_seconds, numbers.Real)
-        and math.isfinite(overlap_seconds)
-        and 0 <= overlap_seconds < window_seconds
-    ):
+    if not (_is_number(overlap_seconds) and 0 <= overlap_seconds < window_seconds):
         raise ValueError(
             f"overlap_seconds must be >= 0 and below window_seconds={window_seconds}, got "
             f"{overlap_seconds!r}."
         )
     rate = model_audio.sample_rate
-    window = max(1, int(round(window_seconds * rate)))
-    hop = max(1, int(round((window_seconds - overlap_seconds) * rate)))
+    window = _n_samples(window_seconds, rate)
+    hop = _n_samples(window_seconds - overlap_seconds, rate)
     return _Grid(rate, window, min(hop, window))
+
+
+def _n_samples(seconds: float, rate: int) -> int:
+    """Samples in ``seconds`` (at least 1); a window of 1e300 s is one window, not an error."""
+    return max(1, int(round(min(seconds * rate, MAX_WINDOW_SAMPLES))))
 
 
 # -- windows of a stream ----------------------------------------------------------------
@@ -222,6 +234,11 @@ def _score_stream(model, source, grid: _Grid, batch_size: int, input_sample_rate
         probabilities = np.asarray(model.predict_proba(batch), dtype=np.float64)
         ends = [start + window.shape[0] for start, window in zip(starts, batch, strict=True)]
         yield np.asarray(starts), np.asarray(ends), probabilities
+
+
+def _check_input_sample_rate(input_sample_rate) -> None:
+    if input_sample_rate is not None:
+        _check_rate(input_sample_rate, "input_sample_rate")
 
 
 def _check_batch_size(batch_size) -> None:
@@ -315,6 +332,7 @@ def window_scores(
     """
     classes = _check_model(model)
     _check_batch_size(batch_size)
+    _check_input_sample_rate(input_sample_rate)
     grid = _make_grid(_model_audio(model), window_seconds, overlap_seconds)
     parts = list(_score_stream(_quiet(model), source, grid, batch_size, input_sample_rate))
     starts, ends, scores = (np.concatenate(arrays) for arrays in zip(*parts, strict=True))
@@ -332,7 +350,7 @@ def window_scores(
 
 def _thresholds(classes: np.ndarray, min_confidence, thresholds) -> np.ndarray:
     """Per-class thresholds: ``min_confidence`` overridden by the ``thresholds`` mapping."""
-    if not (isinstance(min_confidence, numbers.Real) and 0 <= min_confidence <= 1):
+    if not (_is_number(min_confidence) and 0 <= min_confidence <= 1):
         raise ValueError(f"min_confidence must be a number in [0, 1], got {min_confidence!r}.")
     per_class = np.full(len(classes), float(min_confidence))
     if thresholds is None:
@@ -349,7 +367,7 @@ def _thresholds(classes: np.ndarray, min_confidence, thresholds) -> np.ndarray:
             f"{[str(label) for label in classes]}."
         )
     for name, value in thresholds.items():
-        if not (isinstance(value, numbers.Real) and 0 <= value <= 1):
+        if not (_is_number(value) and 0 <= value <= 1):
             raise ValueError(f"thresholds[{name!r}] must be a number in [0, 1], got {value!r}.")
         per_class[column[str(name)]] = float(value)
     return per_class
@@ -535,6 +553,7 @@ def detect(
     """
     classes = _check_model(model)
     _check_batch_size(batch_size)
+    _check_input_sample_rate(input_sample_rate)
     model_audio = _model_audio(model)
     grid = _make_grid(model_audio, window_seconds, overlap_seconds)
     per_class = _thresholds(classes, min_confidence, thresholds)

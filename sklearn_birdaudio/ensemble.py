@@ -7,6 +7,8 @@ targets, which is what bird recordings have (a primary species and background on
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
@@ -40,7 +42,7 @@ class VotingClassifier(ClassifierMixin, BaseEstimator):
         Weight of each estimator (uniform by default).
     threshold : float, default=0.5
         Multi-label only: probability (soft) or share of weighted votes (hard) from which
-        a class is predicted present.
+        a class is predicted present, in (0, 1].
     n_jobs : int, optional
         Estimators fitted in parallel (joblib).
 
@@ -127,6 +129,11 @@ class VotingClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(f"estimator names must be unique, got {names}.")
         if self.voting not in VOTING:
             raise ValueError(f"voting must be one of {VOTING}, got {self.voting!r}.")
+        threshold = self.threshold
+        if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real):
+            threshold = np.nan
+        if not 0 < threshold <= 1:
+            raise ValueError(f"threshold must be a number in (0, 1], got {self.threshold!r}.")
         weights = np.ones(len(names)) if self.weights is None else np.asarray(self.weights, float)
         if weights.shape != (len(names),) or (weights < 0).any() or weights.sum() == 0:
             raise ValueError(

@@ -9,6 +9,7 @@ computation itself is
 from __future__ import annotations
 
 import logging
+import math
 import numbers
 import os
 from functools import partial
@@ -22,9 +23,9 @@ from sklearn.utils.validation import check_memory, validate_data
 from tqdm.auto import tqdm
 
 from . import __version__
-from .audio import audio_info, load_audio
+from .audio import AudioError, audio_info, load_audio
 from .devices import resolve_device
-from .log_mel import FFT_DTYPES, LogMelSpectrogram, valid_frames
+from .log_mel import FFT_DTYPES, LogMelSpectrogram, n_frames_for, valid_frames
 
 if TYPE_CHECKING:
     from joblib import Memory
@@ -100,6 +101,11 @@ def _as_sources(X) -> list:
             f"X must be a list of audio paths and/or waveforms, got {type(X).__name__}."
         )
     return list(X)
+
+
+def _input_name(source, index: int) -> str:
+    """How errors name an input: its path, or its position in ``X`` for a waveform."""
+    return os.fspath(source) if _is_path(source) else f"X[{index}]"
 
 
 def _file_key(path) -> tuple[str, int, int] | None:
@@ -256,8 +262,13 @@ class MelSpectrogramTransformer(TransformerMixin, BaseEstimator):
             kind = numbers.Integral if integer else numbers.Real
             if value is None and allow_none:
                 return
-            if isinstance(value, bool) or not isinstance(value, kind) or not value > 0:
-                expected = "a positive integer" if integer else "a positive number"
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, kind)
+                or not value > 0
+                or (not integer and not math.isfinite(value))
+            ):
+                expected = "a positive integer" if integer else "a positive finite number"
                 if allow_none:
                     expected += " or None"
                 raise ValueError(f"{name} must be {expected}, got {value!r}.")
@@ -271,8 +282,9 @@ class MelSpectrogramTransformer(TransformerMixin, BaseEstimator):
         positive("top_db", self.top_db, allow_none=True)
         positive("input_sample_rate", self.input_sample_rate, integer=True, allow_none=True)
         positive("batch_size", self.batch_size, integer=True)
-        if isinstance(self.fmin, bool) or not isinstance(self.fmin, numbers.Real) or self.fmin < 0:
-            raise ValueError(f"fmin must be a number >= 0, got {self.fmin!r}.")
+        fmin = self.fmin
+        if isinstance(fmin, bool) or not isinstance(fmin, numbers.Real) or not 0 <= fmin < np.inf:
+            raise ValueError(f"fmin must be a finite number >= 0, got {self.fmin!r}.")
         nyquist = self.sample_rate / 2
         fmax = nyquist if self.fmax is None else self.fmax
         if fmax > nyquist:
@@ -366,24 +378,27 @@ class MelSpectrogramTransformer(TransformerMixin, BaseEstimator):
         return output.array
 
     # -- helpers ----------------------------------------------------------------------
-    def _iter_batches(self, sources, module, device, target_samples, bar):
+    def _iter_batches(self, sources, module, device, target_samples, bar, positions=None):
         """Yield ``(rows, log-mel)`` of ``sources``, batch by batch, padded to the longest.
 
         A batch holds at most ``batch_size`` inputs and about MAX_BATCH_SECONDS of audio,
         so that long recordings do not make the working set (and the time) explode.
+        ``positions`` are the sources' indices in ``X``, for error messages (default: 0, 1, ...).
         """
         budget = int(MAX_BATCH_SECONDS * self.sample_rate)
-        rows, waveforms = [], []
+        rows, waveforms, names = [], [], []
         for index, source in enumerate(sources):
             rows.append(index)
-            waveforms.append(self._load(source, target_samples))
+            names.append(_input_name(source, index if positions is None else positions[index]))
+            waveforms.append(self._load(source, target_samples, names[-1]))
             last = index == len(sources) - 1
             full = sum(waveform.shape[0] for waveform in waveforms) >= budget
             if len(rows) == self.batch_size or full or last:
                 spectrograms = self._compute(module, waveforms, device)
+                self._check_overflow(spectrograms, waveforms, names)
                 bar.update(len(rows))
                 yield rows, spectrograms
-                rows, waveforms = [], []
+                rows, waveforms, names = [], [], []
 
     def _transform_cached(self, sources, output, module, device, target_samples, bar) -> None:
         """Like the uncached transform, reading and storing each file's log-mel in ``memory``.
@@ -400,7 +415,9 @@ class MelSpectrogramTransformer(TransformerMixin, BaseEstimator):
         for index, key in enumerate(keys):
             if key is not None and cached.check_call_in_cache(*key, params):
                 # Computes only if the entry vanished since the check (a concurrent clear).
-                compute = partial(self._compute_one, sources[index], module, device, target_samples)
+                compute = partial(
+                    self._compute_one, sources[index], index, module, device, target_samples
+                )
                 output.put([index], cached(*key, params, spectrogram=compute)[np.newaxis])
                 bar.update(1)
             else:
@@ -408,8 +425,9 @@ class MelSpectrogramTransformer(TransformerMixin, BaseEstimator):
         logger.debug(
             "%d of %d inputs read from the cache", len(sources) - len(to_compute), len(sources)
         )
+        misses = [sources[index] for index in to_compute]
         batches = self._iter_batches(
-            [sources[index] for index in to_compute], module, device, target_samples, bar
+            misses, module, device, target_samples, bar, positions=to_compute
         )
         for rows, spectrograms in batches:
             for row, spectrogram in zip(rows, spectrograms, strict=True):
@@ -419,9 +437,13 @@ class MelSpectrogramTransformer(TransformerMixin, BaseEstimator):
                     cached(*keys[index], params, spectrogram=spectrogram)
                 output.put([index], spectrogram[np.newaxis])
 
-    def _compute_one(self, source, module, device, target_samples) -> np.ndarray:
-        """Log-mel of one input, shape (1, n_mels, n_frames)."""
-        return self._compute(module, [self._load(source, target_samples)], device)[0]
+    def _compute_one(self, source, index, module, device, target_samples) -> np.ndarray:
+        """Log-mel of one input (``X[index]``), shape (1, n_mels, n_frames)."""
+        name = _input_name(source, index)
+        waveforms = [self._load(source, target_samples, name)]
+        spectrograms = self._compute(module, waveforms, device)
+        self._check_overflow(spectrograms, waveforms, [name])
+        return spectrograms[0]
 
     def _target_samples(self) -> int:
         return max(1, int(round(self.duration * self.sample_rate)))
@@ -438,10 +460,13 @@ class MelSpectrogramTransformer(TransformerMixin, BaseEstimator):
             fft_precision=self.fft_precision,
         )
 
-    def _load(self, source, target_samples: int | None) -> np.ndarray:
+    def _load(self, source, target_samples: int | None, name: str) -> np.ndarray:
         """Load one input as mono at ``sample_rate``, cropped/padded to ``target_samples``."""
         if not _is_path(source):
-            waveform = load_audio(source, self.sample_rate, source_rate=self.input_sample_rate)
+            try:
+                waveform = load_audio(source, self.sample_rate, source_rate=self.input_sample_rate)
+            except AudioError as error:  # say which of the waveforms in X it is
+                raise AudioError(f"{name}: {error}") from error
         elif self.duration is None:
             waveform = load_audio(source, self.sample_rate)
         else:
@@ -472,6 +497,25 @@ class MelSpectrogramTransformer(TransformerMixin, BaseEstimator):
             n_samples = None if uniform else torch.from_numpy(lengths)
             decibels = module(tensor, n_samples)
         return decibels.cpu().numpy()[:, np.newaxis]
+
+    def _check_overflow(self, spectrograms: np.ndarray, waveforms, names) -> None:
+        """Raise :class:`AudioError` naming an input whose power overflowed float32.
+
+        Samples of ~1e16 and more (finite in float32) square past its range: their frames
+        would be NaN, indistinguishable from padding.
+        """
+        lengths = np.array([waveform.shape[0] for waveform in waveforms])
+        audio_frames = np.arange(spectrograms.shape[-1]) < n_frames_for(
+            lengths[:, np.newaxis], self.n_fft, self.hop_length
+        )
+        overflow = (~np.isfinite(spectrograms[:, 0]).all(axis=1) & audio_frames).any(axis=1)
+        if overflow.any():
+            row = int(np.flatnonzero(overflow)[0])
+            peak = float(np.abs(waveforms[row]).max())
+            raise AudioError(
+                f"{names[row]}: its power spectrum overflows float32 (peak amplitude "
+                f"{peak:.3g}); expected a waveform scaled to about [-1, 1]."
+            )
 
 
 def _crop_or_pad(waveform: np.ndarray, n_samples: int, crop: str) -> np.ndarray:

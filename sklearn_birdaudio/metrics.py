@@ -15,6 +15,8 @@ scores (an estimator's ``classes_``). Scores are probabilities ``(n_samples, n_c
 from __future__ import annotations
 
 import inspect
+import math
+import numbers
 from collections.abc import Callable
 
 import numpy as np
@@ -236,7 +238,8 @@ def f1_at_threshold(
     Raises
     ------
     ValueError
-        If ``average`` is not one of the accepted values, or the inputs are invalid.
+        If ``average`` is not one of the accepted values, ``threshold`` is not a finite
+        number, or the inputs are invalid.
 
     Examples
     --------
@@ -249,6 +252,12 @@ def f1_at_threshold(
     """
     if average not in F1_AVERAGES:
         raise ValueError(f"average must be one of {F1_AVERAGES}; got {average!r}.")
+    if (
+        isinstance(threshold, bool)
+        or not isinstance(threshold, numbers.Real)
+        or not math.isfinite(threshold)
+    ):
+        raise ValueError(f"threshold must be a finite number; got {threshold!r}.")
     targets, scores = _check_targets(y_true, y_score, classes)
     predicted = (scores >= threshold).astype(np.int64)
     return float(f1_score(targets, predicted, average=average, zero_division=0))
