@@ -35,6 +35,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from . import __version__
 
@@ -271,6 +272,8 @@ def _predict(args) -> int:
         for source in map(str, args.inputs)
         for file in (audio_files(source) if os.path.isdir(source) else [source])
     ]
+    if not run_files:
+        raise CommandError(f"no audio files in {[str(path) for path in args.inputs]}.")
     sources = run_files
     if args.resume:
         sources = [
@@ -281,22 +284,30 @@ def _predict(args) -> int:
         print(f"Resuming: {len(run_files) - len(sources)} file(s) already have a table, skipped.")
         if not sources:
             return EXIT_OK
-    detections = detect(
-        model,
-        sources,
-        overlap_seconds=args.overlap,
-        min_confidence=args.min_confidence,
-        thresholds=thresholds,
-        batch_size=args.batch_size,
-        n_jobs=args.jobs,
-        verbose=args.verbose,
-    )
+    options = {
+        "overlap_seconds": args.overlap,
+        "min_confidence": args.min_confidence,
+        "thresholds": thresholds,
+        "batch_size": args.batch_size,
+        "n_jobs": args.jobs,
+    }
     if combined:
+        detections = detect(model, sources, verbose=args.verbose, **options)
         written = [write_detections(detections, args.out, format=args.format)]
     else:
-        written = write_detections_per_file(
-            detections, args.out, format=args.format, audio_files=run_files
-        )
+        # Tables are written as files finish, so an interrupted run loses at most the
+        # files in progress and --resume picks up from there.
+        chunk = max(1, args.jobs)
+        parts, written = [], []
+        for first in tqdm(
+            range(0, len(sources), chunk), desc="files", unit="chunk", disable=not args.verbose
+        ):
+            part = detect(model, sources[first : first + chunk], verbose=0, **options)
+            written += write_detections_per_file(
+                part, args.out, format=args.format, audio_files=run_files
+            )
+            parts.append(part)
+        detections = _concat_detections(parts)
     errors = detections.attrs.get("errors", [])
     scored = len(detections.attrs.get("durations", {}))
     print(
@@ -306,6 +317,19 @@ def _predict(args) -> int:
     for entry in errors:
         print(f"birdaudio: skipped {entry['file']}: {entry['error']}", file=sys.stderr)
     return EXIT_PARTIAL if errors else EXIT_OK
+
+
+def _concat_detections(parts: list):
+    """One detections table from per-chunk ones, their ``attrs`` merged."""
+    import pandas as pd
+
+    detections = pd.concat(parts, ignore_index=True)
+    detections.attrs = {
+        "durations": {k: v for part in parts for k, v in part.attrs["durations"].items()},
+        "errors": [entry for part in parts for entry in part.attrs["errors"]],
+        "frequency_range": parts[0].attrs["frequency_range"],
+    }
+    return detections
 
 
 def _evaluate(args) -> int:

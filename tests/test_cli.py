@@ -216,7 +216,8 @@ def test_errors_exit_1_with_a_message(workspace, data_dir, tmp_path, capsys, arg
     }  # fmt: skip
     assert main([argument.format(**values) for argument in arguments]) == EXIT_ERROR
     err = capsys.readouterr().err
-    assert err.startswith("birdaudio ") and message in err
+    error_lines = [line for line in err.splitlines() if line.startswith("birdaudio ")]
+    assert error_lines and message in error_lines[-1]
 
 
 def test_invalid_command_line_exits_2():
@@ -232,3 +233,39 @@ def test_console_script_is_installed():
     for command in ("train", "predict", "evaluate", "info", "plot"):
         assert command in result.stdout
     assert "Exit codes" in result.stdout
+
+
+def test_a_killed_predict_run_resumes_to_the_uninterrupted_output(workspace, tmp_path):
+    """SIGKILL a real `birdaudio predict` midway; --resume then gives the same tables."""
+    import signal
+    import time
+
+    root, model = workspace
+    field = tmp_path / "many"
+    field.mkdir()
+    dawn, _ = soundfile.read(root / "field" / "dawn.wav", dtype="float32")
+    for index in range(12):
+        soundfile.write(field / f"rec{index:02d}.wav", np.tile(np.roll(dawn, 997 * index), 5), RATE)
+    script = Path(sys.executable).parent / "birdaudio"
+    complete, resumed = tmp_path / "complete", tmp_path / "resumed"
+    command = [str(script), "predict", str(model), str(field), "-q"]
+    assert subprocess.run([*command, "--out", str(complete)], check=False).returncode == 0
+
+    process = subprocess.Popen([*command, "--out", str(resumed)])
+    deadline = time.monotonic() + 120
+    while not list(resumed.glob("*.csv")) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    done = len(list(resumed.glob("*.csv")))
+    assert 1 <= done < 12, done  # killed midway, after some tables were written
+    assert not [path for path in resumed.iterdir() if not path.name.endswith(".csv")]
+
+    result = subprocess.run(
+        [*command, "--out", str(resumed), "--resume"], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0
+    assert f"Resuming: {done} file(s) already have a table" in result.stdout
+    assert sorted(p.name for p in resumed.iterdir()) == sorted(p.name for p in complete.iterdir())
+    for table in complete.iterdir():
+        assert (resumed / table.name).read_text() == table.read_text()
