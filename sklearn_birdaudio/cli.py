@@ -257,10 +257,10 @@ def _train(args) -> int:
 
 
 def _predict(args) -> int:
-    from .detection import detect
+    from .detection import detect, quiet_model
     from .tables import table_path_for, write_detections, write_detections_per_file
 
-    model = _load_model(args.model, args.allow_pickle)
+    model = quiet_model(_load_model(args.model, args.allow_pickle))  # copied once, not per file
     thresholds = _read_thresholds(args.thresholds) if args.thresholds else None
     combined = bool(args.out.suffix) and not args.out.is_dir()
     if args.resume and combined:

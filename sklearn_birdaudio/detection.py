@@ -69,8 +69,12 @@ def _members(model) -> list:
     return [model, *(member for child in children for member in _members(child))]
 
 
-def _quiet(model):
-    """``model``, or a copy of it whose members show no progress of their own."""
+def quiet_model(model):
+    """``model``, or a copy of it whose members show no progress of their own.
+
+    :func:`detect` calls it on every call; a caller that calls ``detect`` many times
+    (once per file) calls it once first, so that the model is copied once.
+    """
     if not any(getattr(member, "verbose", 0) for member in _members(model)):
         return model
     model = copy.deepcopy(model)
@@ -138,9 +142,6 @@ class _Grid:
     sample_rate: int
     window: int
     hop: int
-
-    def seconds(self, samples: int) -> float:
-        return samples / self.sample_rate
 
 
 def _is_number(value) -> bool:
@@ -220,9 +221,9 @@ def _batches(windows, batch_size: int) -> Iterator[tuple[list[int], list[np.ndar
 
 
 def _score_stream(model, source, grid: _Grid, batch_size: int, input_sample_rate):
-    """Yield ``(starts, probabilities)`` per batch of windows of one recording.
+    """Yield ``(starts, ends, probabilities)`` per batch of windows of one recording.
 
-    After the generator is exhausted, ``state["n_samples"]`` is the recording's length.
+    Starts and ends are sample indices; the last window's end is the recording's length.
     """
     blocks = stream_audio(
         source,
@@ -334,7 +335,7 @@ def window_scores(
     _check_batch_size(batch_size)
     _check_input_sample_rate(input_sample_rate)
     grid = _make_grid(_model_audio(model), window_seconds, overlap_seconds)
-    parts = list(_score_stream(_quiet(model), source, grid, batch_size, input_sample_rate))
+    parts = list(_score_stream(quiet_model(model), source, grid, batch_size, input_sample_rate))
     starts, ends, scores = (np.concatenate(arrays) for arrays in zip(*parts, strict=True))
     return WindowScores(
         start_s=starts / grid.sample_rate,
@@ -567,7 +568,7 @@ def detect(
         _expected_seconds(source, grid.sample_rate, input_sample_rate) for source in source_list
     )
     arguments = (grid, per_class, classes, batch_size, input_sample_rate)
-    model = _quiet(model)  # one progress bar: detect's
+    model = quiet_model(model)  # one progress bar: detect's
     results = {}
     with tqdm(
         total=expected,
