@@ -364,7 +364,8 @@ class AttentionCNNClassifier(ClassifierMixin, NeuralNet):
         Windows per forward pass when predicting and validating. ``None`` means 1 on
         the CPU, where single windows are fastest (32 vs 14 clips/s at batch 32 for the
         default network on 2 cores, benchmarks/model.py: activations stay in cache) and
-        lightest in memory, and ``batch_size`` on CUDA. ``iterator_valid__batch_size``, when given, wins.
+        lightest in memory, and ``batch_size`` on CUDA. ``iterator_valid__batch_size``,
+        when given, wins.
     random_state : int, RandomState or None, default=None
         Seeds the weights, the validation split, the shuffling, the windows and dropout,
         without touching the global generators. On the CPU, two fits with the same integer
