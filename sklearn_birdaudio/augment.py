@@ -18,7 +18,15 @@ import numbers
 
 import torch
 
-__all__ = ["BackgroundMix", "Compose", "Mixup", "RandomGain", "SpecAugment"]
+__all__ = [
+    "BackgroundMix",
+    "Compose",
+    "Mixup",
+    "RandomGain",
+    "SpecAugment",
+    "default_augmentation",
+    "make_augmentation",
+]
 
 
 def _check_range(name: str, value, low: float, high: float | None = None) -> None:
@@ -258,3 +266,47 @@ class Compose(torch.nn.Module):
         for augmentation in self.augmentations:
             spectrograms, targets = augmentation(spectrograms, targets, generator)
         return spectrograms, targets
+
+
+def default_augmentation() -> Compose:
+    """The augmentations of the package's training recipe (``augment="default"``).
+
+    Random gain of up to ±6 dB, SpecAugment (two time and two mel-band masks) and mixup
+    of half of each batch with union targets: the combination that scored best on the
+    xeno-canto benchmark (``benchmarks/accuracy.py``, ablation in ``docs/benchmarks.md``).
+    """
+    return Compose([RandomGain(), SpecAugment(), Mixup()])
+
+
+def make_augmentation(augment) -> torch.nn.Module | None:
+    """The augmentation module an ``augment`` parameter describes.
+
+    Parameters
+    ----------
+    augment : None, "default", torch module or list of torch modules
+        ``None``: no augmentation; ``"default"``: :func:`default_augmentation`; a module
+        taking and returning ``(spectrograms, targets)``; a list of them, applied in order.
+
+    Returns
+    -------
+    module : torch module or None
+    """
+    if augment is None:
+        return None
+    if isinstance(augment, str):
+        if augment != "default":
+            raise ValueError(
+                f'augment must be None, "default", a module or a list of modules, '
+                f"got the string {augment!r}."
+            )
+        return default_augmentation()
+    if isinstance(augment, torch.nn.Module):
+        return augment
+    if isinstance(augment, (list, tuple)) and all(
+        isinstance(item, torch.nn.Module) for item in augment
+    ):
+        return Compose(list(augment))
+    raise ValueError(
+        'augment must be None, "default", a torch module or a list of torch modules, got '
+        f"{augment!r}."
+    )

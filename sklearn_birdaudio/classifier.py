@@ -37,6 +37,7 @@ from skorch.dataset import ValidSplit
 from skorch.history import History
 from skorch.utils import to_tensor
 
+from .augment import make_augmentation
 from .devices import resolve_device
 from .log_mel import valid_frames
 from .modules import AttentionCNN
@@ -47,7 +48,7 @@ logger = logging.getLogger(__name__)
 
 AGGREGATIONS = ("max", "mean")
 CHECKPOINT_FILE = "checkpoint.pt"
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2  # 2: the augmentations' generator
 # Parameters that do not change what training computes: a run resumes whatever their value.
 NOT_PART_OF_THE_RUN = frozenset({"checkpoint_dir", "verbose", "device", "threshold", "callbacks"})
 
@@ -74,22 +75,38 @@ def window_starts(n_frames: int, window_frames: int, hop_frames: int) -> list[in
 
 
 class RandomWindows:
-    """Collate function that crops each training recording to a random window.
+    """Collate function that crops each training recording to a random window, then augments.
 
     The window lies inside the recording's audio (never in its NaN padding); recordings
     shorter than the window are kept whole and padded with NaN, which the network masks.
+    The cropped batch then goes through ``augment`` (training batches only).
 
     Parameters
     ----------
     window_frames : int
         Frames per window.
     random_state : int
-        Seed of the window draws.
+        Seed of the window draws and of the augmentations.
+    augment : torch module or None, default=None
+        Called as ``augment(spectrograms, targets, generator)`` on each cropped batch
+        (see :mod:`sklearn_birdaudio.augment`).
+    n_classes : int or None, default=None
+        Set for multi-class targets (class indices): they are one-hot encoded before
+        ``augment``, which may make them soft (mixup).
     """
 
-    def __init__(self, window_frames: int, random_state: int):
+    def __init__(
+        self,
+        window_frames: int,
+        random_state: int,
+        augment: torch.nn.Module | None = None,
+        n_classes: int | None = None,
+    ):
         self.window_frames = window_frames
+        self.augment = augment
+        self.n_classes = n_classes
         self.rng = np.random.default_rng(random_state)
+        self.generator = torch.Generator().manual_seed(random_state)
 
     def __call__(self, batch):
         spectrograms = np.stack([np.asarray(item[0]) for item in batch])
@@ -103,7 +120,13 @@ class RandomWindows:
         ):
             stop = min(start + window, valid)
             crop[..., : stop - start] = spectrogram[..., start:stop]
-        return torch.from_numpy(crops), torch.from_numpy(targets)
+        crops, targets = torch.from_numpy(crops), torch.from_numpy(targets)
+        if self.augment is None:
+            return crops, targets
+        if self.n_classes is not None:
+            targets = torch.nn.functional.one_hot(targets.long(), self.n_classes)
+        with torch.no_grad():
+            return self.augment(crops, targets.float(), generator=self.generator)
 
 
 def validation_map(net, X, y) -> float:
@@ -214,6 +237,7 @@ class TrainingCheckpoint(Callback):
         if generator is not None and state["loader_rng"] is not None:
             generator.set_state(state["loader_rng"])
         net._random_windows.rng.bit_generator.state = state["metadata"]["random_windows"]
+        net._random_windows.generator.set_state(state["augment_rng"])
 
     def on_epoch_end(self, net, **kwargs):
         self.epochs_saved_ = len(net.history)
@@ -271,6 +295,7 @@ class TrainingCheckpoint(Callback):
             "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
             "loader_rng": None if generator is None else generator.get_state(),
+            "augment_rng": net._random_windows.generator.get_state(),
         }
         folder = Path(self.dirname)
         folder.mkdir(parents=True, exist_ok=True)
@@ -354,6 +379,18 @@ class AttentionCNNClassifier(ClassifierMixin, NeuralNet):
         window per epoch and predicted window by window.
     overlap_seconds : float, default=2.5
         Overlap of successive windows at prediction.
+    crops_per_recording : int, default=1
+        Random windows drawn from every training recording per epoch: an epoch then
+        passes over the training data this many times, each time with fresh crops (and
+        fresh augmentations), so early stopping and the learning-rate schedule count in
+        larger steps.
+    augment : None, "default", torch module or list of torch modules, default=None
+        Augmentation of the training batches after cropping (never at prediction or
+        validation): ``"default"`` is
+        :func:`~sklearn_birdaudio.augment.default_augmentation`; a module or a list of
+        modules from :mod:`sklearn_birdaudio.augment` (or your own with the same
+        ``forward(spectrograms, targets, generator)``). Multi-class targets are one-hot
+        encoded for them, and mixup makes them soft. Seeded by ``random_state``.
     aggregation : {"max", "mean"}, default="max"
         How a recording's window logits become its logit.
     sample_rate, hop_length : int, default=32000, 512
@@ -433,6 +470,8 @@ class AttentionCNNClassifier(ClassifierMixin, NeuralNet):
         validation_fraction: float | None = 0.2,
         window_seconds: float = 5.0,
         overlap_seconds: float = 2.5,
+        crops_per_recording: int = 1,
+        augment=None,
         aggregation: str = "max",
         sample_rate: int = 32000,
         hop_length: int = 512,
@@ -461,6 +500,8 @@ class AttentionCNNClassifier(ClassifierMixin, NeuralNet):
         self.validation_fraction = validation_fraction
         self.window_seconds = window_seconds
         self.overlap_seconds = overlap_seconds
+        self.crops_per_recording = crops_per_recording
+        self.augment = augment
         self.aggregation = aggregation
         self.sample_rate = sample_rate
         self.hop_length = hop_length
@@ -468,6 +509,12 @@ class AttentionCNNClassifier(ClassifierMixin, NeuralNet):
         self.predict_batch_size = predict_batch_size
         self.random_state = random_state
         self.checkpoint_dir = checkpoint_dir
+
+    def __setattr__(self, name, value):
+        if name == "augment":  # a parameter that may hold modules, not a part of the net
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
 
     def _get_param_names(self):
         # skorch takes every attribute not ending in "_" for a parameter, private ones
@@ -629,7 +676,7 @@ class AttentionCNNClassifier(ClassifierMixin, NeuralNet):
         return f"{kind} of the classes {self.classes_.tolist()}"
 
     def _check_params(self) -> None:
-        for name in ("max_epochs", "sample_rate", "hop_length"):
+        for name in ("max_epochs", "sample_rate", "hop_length", "crops_per_recording"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}.")
@@ -648,6 +695,7 @@ class AttentionCNNClassifier(ClassifierMixin, NeuralNet):
             )
         if not 0 < self.threshold < 1:
             raise ValueError(f"threshold must be in (0, 1), got {self.threshold!r}.")
+        make_augmentation(self.augment)  # raises on what it cannot use
         size = self.predict_batch_size
         if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
             raise ValueError(
@@ -727,6 +775,9 @@ class AttentionCNNClassifier(ClassifierMixin, NeuralNet):
             seed = getattr(self, "_training_seed", self._seed)
             kwargs.setdefault("generator", torch.Generator().manual_seed(seed))
             kwargs["collate_fn"] = self._random_windows
+            if self.crops_per_recording > 1:  # every recording k times, shuffled together
+                indices = np.tile(np.arange(len(dataset)), self.crops_per_recording)
+                dataset = torch.utils.data.Subset(dataset, indices.tolist())
             iterator = self.iterator_train(dataset, **kwargs)
             self._train_generator = getattr(iterator, "generator", None)  # for checkpoints
             return iterator
@@ -844,6 +895,8 @@ class AttentionCNNClassifier(ClassifierMixin, NeuralNet):
         if initialize:
             self._random_windows = RandomWindows(self._window_frames, self._seed)
         self._random_windows.window_frames = self._window_frames
+        self._random_windows.augment = make_augmentation(self.augment)
+        self._random_windows.n_classes = None if self.multilabel_ else len(self.classes_)
         device = resolve_device(self.device)
         cuda = []
         if device.type == "cuda":

@@ -60,7 +60,7 @@ PARAMETER_CLASSES = {
     "skorch.dataset.Dataset": Dataset,
 }
 # Parameters that only matter for training: dropped (with a warning) when not storable.
-TRAINING_ONLY_PREFIXES = ("callbacks", "train_split", "iterator_train__")
+TRAINING_ONLY_PREFIXES = ("callbacks", "train_split", "iterator_train__", "augment")
 ARRAY_KINDS = "biufUO"
 TAGS = ("$tuple", "$path", "$array", "$class", "$estimator")
 

@@ -161,3 +161,100 @@ def test_any_batch_stays_finite_where_it_was_audio(n, n_frames, seed, name):
     out, out_targets = AUGMENTATIONS[name]()(spectrograms, targets, generator(seed))
     assert out.shape == spectrograms.shape and torch.isfinite(out).all()
     assert torch.all((out_targets >= 0) & (out_targets <= 1))
+
+
+# -- inside the classifier --------------------------------------------------------------
+
+CLASSIFIER = {
+    "module__base_filters": 4, "module__n_blocks": 2, "module__n_heads": 2, "max_epochs": 3,
+    "batch_size": 8, "validation_fraction": None, "window_seconds": 1.0,
+    "overlap_seconds": 0.5, "sample_rate": 16000, "hop_length": 512, "random_state": 0,
+    "verbose": 0,
+}  # fmt: skip
+
+
+class Recorder(torch.nn.Module):
+    """Adds 1 dB to every batch it sees and keeps a copy of what went in."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def forward(self, spectrograms, targets, generator=None):
+        self.seen.append((spectrograms.clone(), targets.clone()))
+        return spectrograms + 1.0, targets
+
+
+def recordings(n=12, n_mels=16, n_frames=90, seed=0):
+    """Spectrograms longer than the 1-s window (32 frames), some padded, and 3 classes."""
+    spectrograms, _ = batch(n=n, n_mels=n_mels, n_frames=n_frames, seed=seed)
+    targets = np.zeros((n, 3), dtype=np.float32)
+    targets[np.arange(n), np.arange(n) % 3] = 1
+    return spectrograms.numpy(), targets
+
+
+def make_classifier(**params):
+    from sklearn_birdaudio import AttentionCNNClassifier
+
+    return AttentionCNNClassifier(**{**CLASSIFIER, **params})
+
+
+def test_classifier_augments_cropped_training_batches_only():
+    X, y = recordings()
+    recorder = Recorder()
+    model = make_classifier(augment=recorder).fit(X, y)
+    window = model._window_frames
+    assert sum(len(spectrograms) for spectrograms, _ in recorder.seen) == 3 * len(X)
+    for spectrograms, targets in recorder.seen:  # cropped windows, 0/1 multi-label rows
+        assert spectrograms.shape[1:] == (1, 16, window)
+        assert targets.dtype == torch.float32 and set(targets.unique().tolist()) <= {0.0, 1.0}
+    calls = len(recorder.seen)
+    probabilities = model.predict_proba(X)
+    assert len(recorder.seen) == calls  # prediction never augments
+    np.testing.assert_array_equal(model.set_params(augment=None).predict_proba(X), probabilities)
+    plain = make_classifier().fit(X, y)  # the augmentation changed what training learned
+    assert not np.allclose(plain.predict_proba(X), probabilities)
+
+
+def test_crops_per_recording_draws_fresh_windows_of_every_recording():
+    X, y = recordings()
+    recorder = Recorder()
+    make_classifier(augment=recorder, crops_per_recording=3, max_epochs=1).fit(X, y)
+    crops = torch.cat([spectrograms for spectrograms, _ in recorder.seen])
+    assert len(crops) == 3 * len(X)  # one epoch, three windows of each recording
+    assert len(torch.unique(torch.nan_to_num(crops[:, 0, 0, 0]))) > len(X)  # not repeats
+
+
+def test_default_augmentation_is_reproducible_with_random_state():
+    X, y = recordings()
+    first = make_classifier(augment="default").fit(X, y).predict_proba(X)
+    second = make_classifier(augment="default").fit(X, y).predict_proba(X)
+    np.testing.assert_array_equal(first, second)
+    other = make_classifier(augment="default", random_state=1).fit(X, y).predict_proba(X)
+    assert not np.allclose(first, other)
+
+
+def test_multiclass_targets_are_one_hot_and_mixup_makes_them_soft():
+    X, y = recordings()
+    labels = np.array(["owl", "wren", "tody"])[y.argmax(axis=1)]
+    recorder = Recorder()
+    augment = [Mixup(alpha=0.4, probability=1.0, targets="weighted"), recorder]
+    model = make_classifier(augment=augment).fit(X, labels)
+    targets = torch.cat([targets for _, targets in recorder.seen])
+    assert targets.shape == (3 * len(X), 3)
+    torch.testing.assert_close(targets.sum(dim=1), torch.ones(len(targets)))  # still rows of 1
+    assert ((targets > 0) & (targets < 1)).any()  # soft after mixup
+    assert model.predict_proba(X).shape == (len(X), 3)
+
+
+@pytest.mark.parametrize("augment", ["mixup", 3, [SpecAugment(), "gain"]])
+def test_classifier_rejects_what_it_cannot_use_as_augmentation(augment):
+    X, y = recordings()
+    with pytest.raises(ValueError, match="augment must be"):
+        make_classifier(augment=augment).fit(X, y)
+
+
+def test_crops_per_recording_must_be_a_positive_integer():
+    X, y = recordings()
+    with pytest.raises(ValueError, match="crops_per_recording must be a positive integer"):
+        make_classifier(crops_per_recording=0).fit(X, y)

@@ -27,6 +27,7 @@ from sklearn_birdaudio import (
     load_model,
     save_model,
 )
+from sklearn_birdaudio.augment import SpecAugment
 
 FAST = {"max_epochs": 2}
 
@@ -269,16 +270,28 @@ def test_parameters_that_cannot_be_stored(multilabel, data, tmp_path):
     # Training-only parameters and caches are left out, with a warning.
     model = copy.deepcopy(multilabel[0])
     scoring = EpochScoring("accuracy", name="accuracy")
-    model.set_params(cnn__callbacks=[("accuracy", scoring)], mel__memory=tmp_path / "cache")
+    model.set_params(
+        cnn__callbacks=[("accuracy", scoring)],
+        cnn__augment=[SpecAugment()],
+        mel__memory=tmp_path / "cache",
+    )
     with pytest.warns(UserWarning) as record:
         loaded, _ = round_trip(model, tmp_path)
     messages = sorted(str(warning.message) for warning in record)
-    assert len(messages) == 2
-    assert messages[0].startswith("cnn__callbacks is not saved")
-    assert messages[1].startswith("mel__memory=PosixPath(")
+    assert len(messages) == 3
+    assert messages[0].startswith("cnn__augment is not saved")
+    assert messages[1].startswith("cnn__callbacks is not saved")
+    assert messages[2].startswith("mel__memory=PosixPath(")
     assert loaded.named_steps["mel"].memory is None
     assert loaded.named_steps["cnn"].callbacks is None
+    assert loaded.named_steps["cnn"].augment is None
     assert_array_equal(loaded.predict_proba(data[2]), model.predict_proba(data[2]))
+
+
+def test_the_default_augmentation_is_saved_by_name(multilabel, tmp_path):
+    model = copy.deepcopy(multilabel[0]).set_params(cnn__augment="default")
+    loaded, _ = round_trip(model, tmp_path)
+    assert loaded.named_steps["cnn"].augment == "default"
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")

@@ -17,14 +17,16 @@ from sklearn_birdaudio import MelSpectrogramTransformer, make_birdsong
 from sklearn_birdaudio.classifier import CHECKPOINT_FILE, AttentionCNNClassifier
 
 SAMPLE_RATE = 16000
-# Long recordings (random windows each epoch), shuffled batches, dropout, a validation
-# split: every random draw of training, so a generator left out of the checkpoint shows.
+# Long recordings (random windows each epoch), shuffled batches, dropout, augmentation, a
+# validation split: every random draw of training, so a generator left out of the
+# checkpoint shows.
 CNN = {
     "module__base_filters": 4, "module__n_blocks": 2, "module__n_heads": 2,
     "module__dropout": 0.2, "lr": 3e-3, "max_epochs": 5, "batch_size": 6,
     "validation_fraction": 0.25, "patience": None, "window_seconds": 1.0,
     "overlap_seconds": 0.5, "sample_rate": SAMPLE_RATE, "hop_length": 256,
-    "predict_batch_size": 8, "random_state": 0, "verbose": 0,
+    "predict_batch_size": 8, "augment": "default", "crops_per_recording": 2,
+    "random_state": 0, "verbose": 0,
 }  # fmt: skip
 
 
