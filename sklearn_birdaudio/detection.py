@@ -24,7 +24,7 @@ import logging
 import math
 import numbers
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -487,6 +487,8 @@ def detect(
     n_jobs: int | None = 1,
     input_sample_rate: int | None = None,
     verbose: int = 1,
+    client=None,
+    on_file: Callable[[pd.DataFrame], object] | None = None,
 ) -> pd.DataFrame:
     """Detect species in recordings of any length, window by window.
 
@@ -525,6 +527,21 @@ def detect(
         Sample rate of waveform sources; by default the rate the model takes.
     verbose : int, default=1
         Show a progress bar over the audio seconds scored; 0 is silent.
+    client : distributed.Client, optional
+        Score the recordings on this Dask cluster instead (a ``LocalCluster`` or a real
+        one): one task per recording, the model sent to each worker once, each worker's
+        torch threads set to its share of its host's cores
+        (:mod:`sklearn_birdaudio.distributed`; needs the ``dask`` extra). Paths must be
+        readable by the workers. A task that fails on the cluster (e.g. a worker dies)
+        is listed in ``attrs["errors"]`` like an unreadable file. Exclusive with
+        ``n_jobs``.
+    on_file : callable, optional
+        Called with each recording's detections as soon as it is scored (in the order
+        they finish, in this process): a DataFrame like the one returned, for that
+        recording alone, with its ``attrs`` (``durations`` empty and ``errors`` set for
+        an unreadable one). Write tables there so that an interrupted run loses nothing
+        already scored, e.g. ``on_file=lambda part: write_detections_per_file(part,
+        "tables/")``.
 
     Returns
     -------
@@ -567,8 +584,16 @@ def detect(
     expected = sum(
         _expected_seconds(source, grid.sample_rate, input_sample_rate) for source in source_list
     )
+    if client is not None and n_jobs not in (1, None):
+        raise ValueError(
+            f"n_jobs={n_jobs!r} and client are exclusive: the cluster's workers score the "
+            "files in parallel; leave n_jobs=1."
+        )
+    if on_file is not None and not callable(on_file):
+        raise TypeError(f"on_file must be callable, got {type(on_file).__name__}.")
     arguments = (grid, per_class, classes, batch_size, input_sample_rate)
     model = quiet_model(model)  # one progress bar: detect's
+    assemble = _Assembly(names, classes, model_audio.frequency_range)
     results = {}
     with tqdm(
         total=expected,
@@ -577,34 +602,56 @@ def detect(
         bar_format=PROGRESS_FORMAT,
         disable=not verbose,
     ) as bar:
-        for result in _run(model, source_list, names, arguments, n_jobs, bar):
+        for result in _run(model, source_list, names, arguments, n_jobs, client, bar):
             results[result.name] = result
             bar.set_postfix(files=f"{len(results)}/{len(names)}")
+            if on_file is not None:
+                on_file(assemble([result]))
 
-    ordered = [results[name] for name in names]
-    frames = [result.detections for result in ordered if result.detections is not None]
-    detections = pd.concat(frames, ignore_index=True) if frames else _empty_detections(classes)
-    order = {name: index for index, name in enumerate(names)}
-    detections = detections.assign(_order=detections["file"].map(order))
-    detections = detections.sort_values(
-        ["_order", "start_s", "confidence"], ascending=[True, True, False], kind="stable"
-    )
-    detections = detections.drop(columns="_order").reset_index(drop=True)
-    detections.attrs["durations"] = {
-        result.name: result.duration_s for result in ordered if result.duration_s is not None
-    }
-    detections.attrs["errors"] = folder_errors + [
-        {"file": result.name, "error": result.error} for result in ordered if result.error
-    ]
-    detections.attrs["frequency_range"] = model_audio.frequency_range
-    return detections
+    return assemble([results[name] for name in names], folder_errors)
 
 
-def _run(model, source_list, names, arguments, n_jobs, bar) -> Iterator[_FileResult]:
-    """Score each source, in this process or in ``n_jobs`` worker processes.
+@dataclass(frozen=True)
+class _Assembly:
+    """Turns per-file results into detect's table: sorted rows and ``attrs``."""
 
-    The progress bar advances per batch of windows here, per file from the workers.
+    names: list[str]
+    classes: np.ndarray
+    frequency_range: tuple[float, float] | None
+
+    def __call__(self, results: list[_FileResult], errors: list[dict] = ()) -> pd.DataFrame:
+        frames = [result.detections for result in results if result.detections is not None]
+        detections = (
+            pd.concat(frames, ignore_index=True) if frames else _empty_detections(self.classes)
+        )
+        order = {name: index for index, name in enumerate(self.names)}
+        detections = detections.assign(_order=detections["file"].map(order))
+        detections = detections.sort_values(
+            ["_order", "start_s", "confidence"], ascending=[True, True, False], kind="stable"
+        )
+        detections = detections.drop(columns="_order").reset_index(drop=True)
+        detections.attrs["durations"] = {
+            result.name: result.duration_s for result in results if result.duration_s is not None
+        }
+        detections.attrs["errors"] = list(errors) + [
+            {"file": result.name, "error": result.error} for result in results if result.error
+        ]
+        detections.attrs["frequency_range"] = self.frequency_range
+        return detections
+
+
+def _run(model, source_list, names, arguments, n_jobs, client, bar) -> Iterator[_FileResult]:
+    """Score each source: in this process, in ``n_jobs`` processes or on a Dask cluster.
+
+    The progress bar advances per batch of windows here, per file elsewhere.
     """
+    if client is not None:
+        from .distributed import detect_on_cluster
+
+        for result in detect_on_cluster(client, model, source_list, names, arguments):
+            bar.update(result.duration_s or 0.0)
+            yield result
+        return
     n_workers = min(len(source_list), _effective_n_jobs(n_jobs))
     if n_workers <= 1:
         for source, name in zip(source_list, names, strict=True):

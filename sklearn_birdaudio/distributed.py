@@ -1,0 +1,194 @@
+"""Scale out on a Dask cluster: torch threads per worker, detection one task per file.
+
+Two kinds of work outgrow one machine, and both run on `Dask <https://dask.org>`_, the
+engine scikit-learn already supports through joblib:
+
+- **Model selection.** ``GridSearchCV``, ``cross_validate`` and friends run their fits on
+  the workers under ``joblib.parallel_backend("dask")``; every estimator of the package
+  pickles cleanly. Call :func:`set_torch_threads` once per cluster so that the workers'
+  torch threads add up to their cores instead of each worker taking them all.
+- **Detection of many recordings.** ``detect(model, sources, client=client)``
+  (:func:`~sklearn_birdaudio.detect`) sends the fitted model to every worker once and
+  scores one file per task; ``on_file=`` receives each file's detections as it finishes.
+
+This module needs the ``dask`` extra (``pip install "sklearn-birdaudio[dask]"``); the rest
+of the package never imports Dask.
+
+Examples
+--------
+>>> from dask.distributed import Client, LocalCluster  # doctest: +SKIP
+>>> client = Client(LocalCluster(n_workers=2, threads_per_worker=1))  # doctest: +SKIP
+>>> set_torch_threads(client)  # doctest: +SKIP
+{'tcp://127.0.0.1:40331': 1, 'tcp://127.0.0.1:41687': 1}
+>>> with joblib.parallel_backend("dask"):  # doctest: +SKIP
+...     search.fit(X_train, Y_train)
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections import Counter
+from collections.abc import Iterator
+
+__all__ = ["import_extra", "set_torch_threads", "torch_threads_plan"]
+
+logger = logging.getLogger(__name__)
+
+EXTRAS = {"distributed": "dask", "dask": "dask", "accelerate": "accelerate"}
+
+
+def import_extra(module: str):
+    """Import an optional dependency, or say which extra of the package installs it.
+
+    Parameters
+    ----------
+    module : str
+        ``"distributed"``, ``"dask"`` or ``"accelerate"``.
+
+    Returns
+    -------
+    module
+        The imported module.
+
+    Raises
+    ------
+    ImportError
+        If it is not installed, naming the extra, e.g.
+        ``pip install "sklearn-birdaudio[dask]"``.
+    """
+    extra = EXTRAS[module.split(".")[0]]
+    try:
+        return importlib.import_module(module)
+    except ImportError as error:
+        raise ImportError(
+            f"{module} is not installed: it comes with the {extra!r} extra, "
+            f'pip install "sklearn-birdaudio[{extra}]".'
+        ) from error
+
+
+def _cpu_count() -> int:
+    """Cores this process may use (affinity and cgroup limits included), on a worker."""
+    from dask.system import cpu_count
+
+    return cpu_count()
+
+
+def torch_threads_plan(client) -> dict[str, int]:
+    """Torch threads for each worker so that the workers of a host share its cores.
+
+    A host's cores (as its workers see them) are divided by the number of task threads
+    of all the workers on that host: two single-threaded workers on 2 cores get 1 torch
+    thread each, one worker with 4 threads on 16 cores gets 4 per task.
+
+    Parameters
+    ----------
+    client : distributed.Client
+        A client connected to the cluster.
+
+    Returns
+    -------
+    plan : dict
+        ``{worker address: torch threads}``.
+    """
+    workers = client.scheduler_info(n_workers=-1)["workers"]
+    cores = client.run(_cpu_count)
+    task_threads = Counter()
+    for info in workers.values():
+        task_threads[info["host"]] += info["nthreads"]
+    return {
+        address: max(1, cores.get(address, 1) // task_threads[info["host"]])
+        for address, info in workers.items()
+    }
+
+
+def _set_threads(plan: dict[str, int], dask_worker=None) -> int:
+    import torch
+
+    threads = plan.get(dask_worker.address, 1) if dask_worker is not None else 1
+    torch.set_num_threads(threads)
+    return threads
+
+
+def set_torch_threads(client, n_threads: int | None = None) -> dict[str, int]:
+    """Set the torch threads of every worker of a cluster (no oversubscription).
+
+    Each Dask worker process otherwise starts with as many torch threads as the machine
+    has cores: two workers on one host then run twice as many threads as cores, which
+    is slower than one worker. Call it again after workers join.
+
+    Parameters
+    ----------
+    client : distributed.Client
+        A client connected to the cluster.
+    n_threads : int, optional
+        Threads for every worker; by default :func:`torch_threads_plan`.
+
+    Returns
+    -------
+    plan : dict
+        ``{worker address: torch threads}`` as set.
+    """
+    if n_threads is None:
+        plan = torch_threads_plan(client)
+    else:
+        if isinstance(n_threads, bool) or not isinstance(n_threads, int) or n_threads < 1:
+            raise ValueError(f"n_threads must be a positive integer, got {n_threads!r}.")
+        plan = dict.fromkeys(client.scheduler_info(n_workers=-1)["workers"], n_threads)
+    client.run(_set_threads, plan)
+    logger.info("torch threads per worker: %s", plan)
+    return plan
+
+
+def _score_on_worker(plan: dict[str, int], model, *arguments):
+    """One file's detections on a worker, with the worker's share of the cores."""
+    from distributed import get_worker
+
+    from .detection import _detect_one
+
+    _set_threads(plan, get_worker())
+    return _detect_one(model, *arguments)
+
+
+def detect_on_cluster(client, model, sources: list, names: list[str], arguments: tuple):
+    """Score each source as one task on ``client``'s cluster; results as they finish.
+
+    The model is scattered to every worker once (``broadcast=True``) and each task
+    refers to it by key, so it is not serialised again per file. A task that fails for
+    another reason than unreadable audio (a worker that died, say) gives that file's
+    error instead of stopping the others.
+
+    Yields
+    ------
+    result : detection._FileResult
+    """
+    distributed = import_extra("distributed")
+    from .detection import _FileResult
+
+    plan = torch_threads_plan(client)
+    [model_future] = client.scatter([model], broadcast=True, hash=False)
+    futures = {
+        client.submit(
+            _score_on_worker, plan, model_future, source, name, *arguments, pure=False
+        ): name
+        for source, name in zip(sources, names, strict=True)
+    }
+    try:
+        yield from _gather(distributed, futures, _FileResult)
+    finally:
+        for future in futures:
+            future.cancel()
+        model_future.release()
+
+
+def _gather(distributed, futures: dict, result_type) -> Iterator:
+    for future in distributed.as_completed(futures):
+        name = futures[future]
+        try:
+            result = future.result()
+        except Exception as error:  # the task itself failed on the cluster
+            message = f"{name}: the task failed on the cluster: {type(error).__name__}: {error}"
+            logger.error("skipped %s", message)
+            result = result_type(name, None, None, message)
+        future.release()
+        yield result
