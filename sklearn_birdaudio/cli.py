@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import json
 import logging
 import os
@@ -35,7 +36,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from . import __version__
 
@@ -290,24 +290,25 @@ def _predict(args) -> int:
         "thresholds": thresholds,
         "batch_size": args.batch_size,
         "n_jobs": args.jobs,
+        "verbose": args.verbose,
     }
-    if combined:
-        detections = detect(model, sources, verbose=args.verbose, **options)
-        written = [write_detections(detections, args.out, format=args.format)]
-    else:
-        # Tables are written as files finish, so an interrupted run loses at most the
-        # files in progress and --resume picks up from there.
-        chunk = max(1, args.jobs)
-        parts, written = [], []
-        for first in tqdm(
-            range(0, len(sources), chunk), desc="files", unit="chunk", disable=not args.verbose
-        ):
-            part = detect(model, sources[first : first + chunk], verbose=0, **options)
-            written += write_detections_per_file(
-                part, args.out, format=args.format, audio_files=run_files
-            )
-            parts.append(part)
-        detections = _concat_detections(parts)
+    with _dask_client(args.scheduler) as client:
+        if combined:
+            detections = detect(model, sources, client=client, **options)
+            written = [write_detections(detections, args.out, format=args.format)]
+        else:
+            # Tables are written as files finish, so an interrupted run loses at most the
+            # files in progress and --resume picks up from there.
+            written = []
+
+            def write_table(part) -> None:
+                written.extend(
+                    write_detections_per_file(
+                        part, args.out, format=args.format, audio_files=run_files
+                    )
+                )
+
+            detections = detect(model, sources, client=client, on_file=write_table, **options)
     errors = detections.attrs.get("errors", [])
     scored = len(detections.attrs.get("durations", {}))
     print(
@@ -319,17 +320,21 @@ def _predict(args) -> int:
     return EXIT_PARTIAL if errors else EXIT_OK
 
 
-def _concat_detections(parts: list):
-    """One detections table from per-chunk ones, their ``attrs`` merged."""
-    import pandas as pd
+@contextlib.contextmanager
+def _dask_client(address: str | None):
+    """A Dask client connected to the scheduler at ``address``; None when not given."""
+    if address is None:
+        yield None
+        return
+    from .distributed import import_extra
 
-    detections = pd.concat(parts, ignore_index=True)
-    detections.attrs = {
-        "durations": {k: v for part in parts for k, v in part.attrs["durations"].items()},
-        "errors": [entry for part in parts for entry in part.attrs["errors"]],
-        "frequency_range": parts[0].attrs["frequency_range"],
-    }
-    return detections
+    distributed = import_extra("distributed")
+    try:
+        client = distributed.Client(address, timeout="30s")
+    except OSError as error:
+        raise CommandError(f"cannot reach the Dask scheduler at {address}: {error}") from error
+    with client:
+        yield client
 
 
 def _evaluate(args) -> int:
@@ -510,6 +515,11 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     predict.add_argument("--batch-size", type=int, default=64, help="windows scored at once")
     predict.add_argument("--jobs", type=int, default=1, help="files scored in parallel")
+    predict.add_argument(
+        "--scheduler", metavar="ADDRESS",
+        help="score the files on a Dask cluster, e.g. tcp://10.0.0.5:8786 (needs the dask "
+        "extra; the workers must see the same paths); exclusive with --jobs",
+    )  # fmt: skip
     predict.set_defaults(run=_predict)
 
     evaluate = command(
@@ -550,7 +560,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.run(args)
-    except (CommandError, AudioError, ValueError) as error:
+    except (CommandError, AudioError, ValueError, ImportError) as error:
         print(f"birdaudio {args.command}: error: {error}", file=sys.stderr)
         return EXIT_ERROR
 

@@ -247,3 +247,46 @@ def test_importing_the_package_imports_neither_dask_nor_accelerate():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert output.strip() == "[]"
+
+
+def test_birdaudio_predict_on_a_scheduler_writes_the_local_tables(client, model, tmp_path):
+    from sklearn_birdaudio import save_model
+    from sklearn_birdaudio.cli import EXIT_PARTIAL, main
+
+    saved = tmp_path / "model.safetensors"
+    save_model(model, saved)
+    field = tmp_path / "field"
+    field.mkdir()
+    waveforms, *_ = songs(3, 5)
+    for index, waveform in enumerate(waveforms):
+        soundfile.write(field / f"site{index}.wav", np.tile(waveform, 3), SAMPLE_RATE)
+    (field / "broken.wav").write_text("not audio")
+    command = ["predict", str(saved), str(field), "--min-confidence", "0", "-q"]
+    assert main([*command, "--out", str(tmp_path / "local")]) == EXIT_PARTIAL
+    address = client.scheduler.address
+    assert main([*command, "--out", str(tmp_path / "dask"), "--scheduler", address]) == (
+        EXIT_PARTIAL
+    )
+    local = sorted(path.name for path in (tmp_path / "local").iterdir())
+    assert local == sorted(path.name for path in (tmp_path / "dask").iterdir())
+    assert len(local) == 3
+    for name in local:
+        expected = pd.read_csv(tmp_path / "local" / name)
+        actual = pd.read_csv(tmp_path / "dask" / name)
+        pd.testing.assert_frame_equal(actual, expected, check_exact=False, rtol=1e-4)
+
+
+def test_birdaudio_predict_says_when_the_scheduler_cannot_be_reached(model, tmp_path, capsys):
+    from sklearn_birdaudio import save_model
+    from sklearn_birdaudio.cli import EXIT_ERROR, main
+
+    saved = tmp_path / "model.safetensors"
+    save_model(model, saved)
+    audio = tmp_path / "a.wav"
+    soundfile.write(audio, songs(1, 0)[0][0], SAMPLE_RATE)
+    code = main(
+        ["predict", str(saved), str(audio), "--out", str(tmp_path / "t"), "--scheduler",
+         "tcp://127.0.0.1:9", "-q"]
+    )  # fmt: skip
+    assert code == EXIT_ERROR
+    assert "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in capsys.readouterr().err
