@@ -102,11 +102,40 @@ def torch_threads_plan(client) -> dict[str, int]:
     }
 
 
+# glibc's mallopt parameters, and the values that make a Dask worker as fast as a plain
+# process (benchmarks/scale.py): Dask starts workers with MALLOC_TRIM_THRESHOLD_=65536,
+# and setting any threshold turns off glibc's adaptive mmap threshold, so that every
+# tensor above 128 KiB is mmapped and unmapped again: the network ran 2.3x slower.
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+TRIM_THRESHOLD_BYTES = 256 * 2**20
+MMAP_THRESHOLD_BYTES = 32 * 2**20  # glibc's maximum on 64-bit machines
+
+
+def _keep_tensors_on_the_heap() -> bool:
+    """Let glibc keep freed tensor memory for reuse in this process; False if not glibc."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return False
+    try:
+        libc = ctypes.CDLL(name)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # not glibc (macOS, musl without mallopt)
+        return False
+    return bool(
+        mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
+        and mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES)
+    )
+
+
 def _set_threads(plan: dict[str, int], dask_worker=None) -> int:
     import torch
 
     threads = plan.get(dask_worker.address, 1) if dask_worker is not None else 1
     torch.set_num_threads(threads)
+    _keep_tensors_on_the_heap()
     return threads
 
 
@@ -116,6 +145,12 @@ def set_torch_threads(client, n_threads: int | None = None) -> dict[str, int]:
     Each Dask worker process otherwise starts with as many torch threads as the machine
     has cores: two workers on one host then run twice as many threads as cores, which
     is slower than one worker. Call it again after workers join.
+
+    It also lets each worker's memory allocator reuse freed tensor memory: Dask starts
+    workers with ``MALLOC_TRIM_THRESHOLD_=65536``, which makes glibc map and unmap every
+    tensor above 128 KiB, and the network ran 2.3x slower in such a worker
+    (``benchmarks/scale.py``). The mmap threshold is raised to 32 MiB and the trim
+    threshold to 256 MiB (``mallopt``; nothing happens where the C library is not glibc).
 
     Parameters
     ----------

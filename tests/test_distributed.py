@@ -290,3 +290,20 @@ def test_birdaudio_predict_says_when_the_scheduler_cannot_be_reached(model, tmp_
     )  # fmt: skip
     assert code == EXIT_ERROR
     assert "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in capsys.readouterr().err
+
+
+def allocator_thresholds_after_a_task() -> bool:
+    from sklearn_birdaudio.distributed import _keep_tensors_on_the_heap
+
+    return _keep_tensors_on_the_heap()
+
+
+def test_workers_allocator_is_tuned_for_tensors_on_glibc(client):
+    import ctypes.util
+    import platform
+
+    tuned = client.run(allocator_thresholds_after_a_task)
+    expected = platform.system() == "Linux" and ctypes.util.find_library("c") is not None
+    if expected and platform.libc_ver()[0] != "glibc":
+        pytest.skip("not glibc")
+    assert set(tuned.values()) == {expected}
