@@ -22,6 +22,8 @@ _EXPORTS = {
     "AttentionCNNClassifier": "classifier",
     "AcceleratedAttentionCNNClassifier": "accelerated",
     "VotingClassifier": "ensemble",
+    "BirdNETEmbedder": "embeddings",
+    "BirdNETClassifier": "embeddings",
     "detect": "detection",
     "set_torch_threads": "distributed",
     "window_scores": "detection",

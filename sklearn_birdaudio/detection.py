@@ -106,6 +106,8 @@ def _model_audio(model) -> _ModelAudio:
     settings = []
     for pipeline in _pipelines(model):
         members = _members(pipeline)
+        # Front ends that are not log-mels (BirdNET's) say what they take themselves.
+        settings += [m._audio_settings() for m in members if hasattr(m, "_audio_settings")][:1]
         mels = [m for m in members if isinstance(m, MelSpectrogramTransformer)]
         if not mels:
             continue

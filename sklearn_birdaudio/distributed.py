@@ -35,7 +35,12 @@ __all__ = ["import_extra", "set_torch_threads", "torch_threads_plan"]
 
 logger = logging.getLogger(__name__)
 
-EXTRAS = {"distributed": "dask", "dask": "dask", "accelerate": "accelerate"}
+EXTRAS = {
+    "distributed": "dask",
+    "dask": "dask",
+    "accelerate": "accelerate",
+    "ai_edge_litert": "birdnet",
+}
 
 
 def import_extra(module: str):
@@ -44,7 +49,8 @@ def import_extra(module: str):
     Parameters
     ----------
     module : str
-        ``"distributed"``, ``"dask"`` or ``"accelerate"``.
+        ``"distributed"``, ``"dask"``, ``"accelerate"`` or ``"ai_edge_litert"`` (or one of
+        their submodules).
 
     Returns
     -------
