@@ -421,8 +421,9 @@ class BirdNETClassifier(ClassifierMixin, _EstimatorBase):
         Score of a class BirdNET does not know (a warning names them).
     threshold : float, default=0.5
         ``predict``'s threshold for multi-label targets.
-    overlap_seconds, model_path, n_threads, batch_size, input_sample_rate, verbose
-        As for :class:`BirdNETEmbedder`.
+    overlap_seconds, model_path, n_threads, batch_size, input_sample_rate, memory, verbose
+        As for :class:`BirdNETEmbedder` (the same ``memory`` serves both: they cache the
+        same window embeddings).
 
     Attributes
     ----------
@@ -445,6 +446,7 @@ class BirdNETClassifier(ClassifierMixin, _EstimatorBase):
         n_threads: int | None = None,
         batch_size: int = 8,
         input_sample_rate: int | None = None,
+        memory=None,
         verbose: int = 0,
     ):
         self.sensitivity = sensitivity
@@ -456,6 +458,7 @@ class BirdNETClassifier(ClassifierMixin, _EstimatorBase):
         self.n_threads = n_threads
         self.batch_size = batch_size
         self.input_sample_rate = input_sample_rate
+        self.memory = memory
         self.verbose = verbose
 
     def __sklearn_tags__(self):

@@ -169,13 +169,7 @@ class VotingClassifier(ClassifierMixin, BaseEstimator):
                 for (name, _), fitted in zip(self.estimators, self.estimators_, strict=True)
             }
         )
-        self.classes_ = np.asarray(self.estimators_[0].classes_)
-        for (name, _), fitted in zip(self.estimators, self.estimators_, strict=True):
-            if not np.array_equal(np.asarray(fitted.classes_), self.classes_):
-                raise ValueError(
-                    f"estimator {name!r} has classes {list(fitted.classes_)}, the first has "
-                    f"{list(self.classes_)}; every estimator must see the same classes."
-                )
+        self.classes_ = self._agreed_classes(targets)
         if hasattr(self.estimators_[0], "feature_names_in_"):
             self.feature_names_in_ = self.estimators_[0].feature_names_in_
         return self
@@ -196,6 +190,29 @@ class VotingClassifier(ClassifierMixin, BaseEstimator):
         return self.estimators_[0].n_features_in_
 
     # -- prediction ---------------------------------------------------------------------
+    def _agreed_classes(self, targets: np.ndarray) -> np.ndarray:
+        """The members' common classes; a multi-label member may number them by position.
+
+        scikit-learn's multi-label classifiers (``OneVsRestClassifier``, ...) call the
+        columns of an indicator matrix ``0 .. n - 1`` whatever their names, where
+        :class:`~sklearn_birdaudio.AttentionCNNClassifier` takes a DataFrame's column
+        names: both agree when the columns are in the same order, which they are.
+        """
+        members = [np.asarray(fitted.classes_) for fitted in self.estimators_]
+        positions = np.arange(targets.shape[1]) if self.multilabel_ else None
+        named = [classes for classes in members if not np.array_equal(classes, positions)]
+        classes = named[0] if named else members[0]
+        for (name, _), fitted in zip(self.estimators, members, strict=True):
+            if np.array_equal(fitted, classes) or (
+                self.multilabel_ and np.array_equal(fitted, positions)
+            ):
+                continue
+            raise ValueError(
+                f"estimator {name!r} has classes {list(fitted)}, another has "
+                f"{list(classes)}; every estimator must see the same classes."
+            )
+        return classes
+
     def predict_proba(self, X) -> np.ndarray:
         """Weighted average of the estimators' probabilities (soft voting only)."""
         check_is_fitted(self)

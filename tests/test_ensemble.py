@@ -4,7 +4,7 @@ import pickle
 
 import numpy as np
 import pytest
-from sklearn.base import clone
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.ensemble import VotingClassifier as SklearnVoting
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV, KFold
@@ -105,3 +105,37 @@ def test_ensemble_of_cnn_pipelines_on_multilabel_songs():
     first, second = (member.predict_proba(X[:8]) for member in vote.estimators_)
     np.testing.assert_allclose(vote.predict_proba(X[:8]), (first + second) / 2, rtol=1e-6)
     assert list(vote.classes_) == names and vote.predict(X[:8]).shape == (8, 4)
+
+
+class NamedColumns(ClassifierMixin, BaseEstimator):
+    """A multi-label classifier that names its classes after a DataFrame's columns, as
+    AttentionCNNClassifier and BirdNETClassifier do (scikit-learn's number them)."""
+
+    def __init__(self, C=1.0, names=None):
+        self.C = C
+        self.names = names
+
+    def fit(self, X, y):
+        self.model_ = OneVsRestClassifier(LogisticRegression(C=self.C)).fit(X, np.asarray(y))
+        self.classes_ = np.asarray(self.names if self.names is not None else y.columns)
+        return self
+
+    def predict_proba(self, X):
+        return self.model_.predict_proba(X)
+
+
+def test_members_that_number_or_name_the_columns_vote_together(multilabel):
+    import pandas as pd
+
+    X, Y = multilabel
+    frame = pd.DataFrame(Y, columns=["owl", "wren", "tody"])
+    voting = VotingClassifier(
+        [("positional", OneVsRestClassifier(LogisticRegression())),
+         ("named", NamedColumns(C=0.1))]
+    ).fit(X, frame)  # fmt: skip
+    assert voting.classes_.tolist() == ["owl", "wren", "tody"]
+    expected = np.mean([m.predict_proba(X) for m in voting.estimators_], axis=0)
+    np.testing.assert_allclose(voting.predict_proba(X), expected)
+    shuffled = NamedColumns(names=["wren", "owl", "tody"])
+    with pytest.raises(ValueError, match="every estimator must see the same classes"):
+        VotingClassifier([("a", NamedColumns()), ("b", shuffled)]).fit(X, frame)
