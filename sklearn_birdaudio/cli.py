@@ -155,6 +155,20 @@ def _classifier(model):
     return model.steps[-1][1] if hasattr(model, "steps") else model
 
 
+def _uses_birdnet(model) -> bool:
+    """Whether a BirdNET estimator is anywhere in ``model`` (its licence applies)."""
+    from .embeddings import BirdNETClassifier, BirdNETEmbedder
+
+    members = [model]
+    while members:
+        member = members.pop()
+        if isinstance(member, (BirdNETEmbedder, BirdNETClassifier)):
+            return True
+        members += [step for _, step in getattr(member, "steps", [])]
+        members += list(getattr(member, "estimators_", []))
+    return False
+
+
 def _read_thresholds(path: Path) -> dict[str, float]:
     """Per-species thresholds from JSON (``{"species": 0.6}``) or a two-column CSV."""
     if not path.is_file():
@@ -397,6 +411,10 @@ def _info(args) -> int:
                 values = np.asarray(history[:, key], dtype=float)
                 best = np.nanargmin(values) if "loss" in key else np.nanargmax(values)
                 print(f"  {key}: last {values[-1]:.4f}, best {values[best]:.4f} (epoch {best + 1})")
+    if _uses_birdnet(model):
+        from .embeddings import LICENSE
+
+        print(f"Licence: {LICENSE}; embeddings and models built on them fall under it too.")
     print(
         f"Versions: sklearn-birdaudio {__version__}, torch {torch.__version__}, scikit-learn "
         f"{sklearn.__version__}, skorch {skorch.__version__}, numpy {np.__version__}"

@@ -506,7 +506,7 @@ class BirdNETClassifier(ClassifierMixin, _EstimatorBase):
                 )
             self.classes_ = np.unique(labels.astype(str)).astype(object)
             self.multilabel_ = False
-        self.birdnet_labels_, self._columns = self._match(self._model().labels)
+        self.birdnet_labels_, self.birdnet_columns_ = self._match(self._model().labels)
         return self
 
     def _match(self, labels: list[str]) -> tuple[list[str | None], np.ndarray]:
@@ -533,10 +533,10 @@ class BirdNETClassifier(ClassifierMixin, _EstimatorBase):
         """BirdNET's score of each class in each window: ``(n_windows_i, n_classes)`` per input."""
         check_is_fitted(self, "classes_")
         model = self._model()
-        known = self._columns >= 0
+        known = self.birdnet_columns_ >= 0
         scores = []
         for embeddings in self._window_embeddings(X):
-            logits = np.clip(model.logits(embeddings)[:, self._columns[known]], -15, 15)
+            logits = np.clip(model.logits(embeddings)[:, self.birdnet_columns_[known]], -15, 15)
             window = np.full((len(embeddings), len(self.classes_)), self.missing_score)
             window[:, known] = 1 / (1 + np.exp(-self.sensitivity * logits))
             scores.append(window)

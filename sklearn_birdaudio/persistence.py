@@ -24,7 +24,10 @@ import numpy as np
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
+from sklearn.linear_model import LogisticRegression
+from sklearn.multiclass import OneVsRestClassifier
 from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import LabelBinarizer, StandardScaler
 from sklearn.utils import Bunch
 from sklearn.utils.validation import check_is_fitted
 from skorch.dataset import Dataset
@@ -33,6 +36,7 @@ from skorch.history import History
 
 from . import __version__
 from .classifier import AttentionCNNClassifier, RandomWindows
+from .embeddings import BirdNETClassifier, BirdNETEmbedder
 from .ensemble import VotingClassifier
 from .features import MelSpectrogramTransformer
 from .modules import AttentionCNN
@@ -48,7 +52,24 @@ ESTIMATORS = {
     "sklearn_birdaudio.MelSpectrogramTransformer": MelSpectrogramTransformer,
     "sklearn_birdaudio.AttentionCNNClassifier": AttentionCNNClassifier,
     "sklearn_birdaudio.VotingClassifier": VotingClassifier,
+    "sklearn_birdaudio.BirdNETEmbedder": BirdNETEmbedder,
+    "sklearn_birdaudio.BirdNETClassifier": BirdNETClassifier,
+    "sklearn.preprocessing.StandardScaler": StandardScaler,
+    "sklearn.linear_model.LogisticRegression": LogisticRegression,
+    "sklearn.multiclass.OneVsRestClassifier": OneVsRestClassifier,
+    "sklearn.preprocessing.LabelBinarizer": LabelBinarizer,
 }
+# Estimators whose fitted state is their public attributes ending in "_": numbers, strings,
+# arrays (numeric ones as tensors) and allow-listed estimators, nested in lists.
+PLAIN_STATE = (
+    BirdNETEmbedder,
+    BirdNETClassifier,
+    StandardScaler,
+    LogisticRegression,
+    OneVsRestClassifier,
+    LabelBinarizer,
+)
+NUMERIC_KINDS = "biuf"
 PARAMETER_CLASSES = {
     "sklearn_birdaudio.AttentionCNN": AttentionCNN,
     "torch.optim.AdamW": torch.optim.AdamW,
@@ -62,7 +83,7 @@ PARAMETER_CLASSES = {
 # Parameters that only matter for training: dropped (with a warning) when not storable.
 TRAINING_ONLY_PREFIXES = ("callbacks", "train_split", "iterator_train__", "augment")
 ARRAY_KINDS = "biufUO"
-TAGS = ("$tuple", "$path", "$array", "$class", "$estimator")
+TAGS = ("$tuple", "$path", "$array", "$class", "$estimator", "$tensor")
 
 
 class _Unstorable(Exception):
@@ -135,6 +156,20 @@ class _Writer:
             return {"$class": name}
         return _plain(value)
 
+    def state_value(self, value, where: str):
+        """A fitted attribute: numeric arrays become tensors, estimators descriptions."""
+        if isinstance(value, np.ndarray) and value.dtype.kind in NUMERIC_KINDS:
+            key = f"state/{where}"
+            self.tensors[key] = torch.from_numpy(np.ascontiguousarray(value).copy())
+            return {"$tensor": key}
+        if isinstance(value, np.ndarray):
+            return {"$array": self.array(value)}
+        if _is_estimator(value):
+            return self.estimator(value, f"{where}__")
+        if isinstance(value, (list, tuple)):
+            return [self.state_value(item, f"{where}[{index}]") for index, item in enumerate(value)]
+        return _plain(value)
+
     def array(self, array: np.ndarray) -> dict:
         if array.ndim != 1 or array.dtype.kind not in ARRAY_KINDS:
             raise _Unstorable(f"array of shape {array.shape} and dtype {array.dtype}")
@@ -179,6 +214,13 @@ class _Writer:
 
     def fitted(self, estimator, where: str) -> dict | None:
         """What ``estimator`` learned besides its parameters; None when unfitted."""
+        if isinstance(estimator, PLAIN_STATE):
+            state = {
+                key: self.state_value(value, f"{where}{key}")
+                for key, value in vars(estimator).items()
+                if key.endswith("_") and not key.startswith("_")
+            }
+            return state or None
         if isinstance(estimator, MelSpectrogramTransformer):
             return {
                 name: self.value(getattr(estimator, name), where, name)
@@ -370,6 +412,9 @@ class _Reader:
             return Path(content)
         if tag == "$array":
             return self.array(content)
+        if tag == "$tensor":
+            _expect(isinstance(content, str) and content in self.keys, f"$tensor {content!r}")
+            return self.handle.get_tensor(content).numpy()
         _expect(
             content in PARAMETER_CLASSES,
             f"names class {content!r}, which is not one of those a model may use "
@@ -438,6 +483,10 @@ class _Reader:
                 estimator.feature_names_in_ = self.array(state["feature_names_in_"])
         elif isinstance(estimator, AttentionCNNClassifier):
             self.restore_net(estimator, state)
+        elif isinstance(estimator, PLAIN_STATE):
+            for key, value in state.items():
+                _expect(key.endswith("_") and not key.startswith("_"), f"fitted attribute {key!r}")
+                setattr(estimator, key, self.value(value))
         else:
             _expect(not state, f"unexpected fitted state of a {type(estimator).__name__}")
 

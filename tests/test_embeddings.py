@@ -210,3 +210,26 @@ def test_detect_scores_three_second_windows():
     expected = model.predict_proba(windows)
     first = detections[detections["start_s"] == 0.0].set_index("label")["confidence"]
     np.testing.assert_allclose(first.loc[list(range(3))].to_numpy(), expected[0], rtol=1e-5)
+
+
+# -- the safe model format ----------------------------------------------------------------
+
+
+def test_pipeline_and_ensemble_round_trip_through_the_safe_format(tmp_path, capsys):
+    from sklearn_birdaudio import VotingClassifier, load_model, save_model
+    from sklearn_birdaudio.cli import main
+
+    X, Y, _ = songs(12, random_state=2)
+    frame = pd.DataFrame(np.asarray(Y), columns=["Turdus plumbeus", "Coereba flaveola", "x"])
+    with pytest.warns(UserWarning, match="no label for"):
+        ensemble = VotingClassifier(
+            [("embeddings", embedding_pipeline()), ("zero_shot", BirdNETClassifier())]
+        ).fit(list(X), frame)
+    path = save_model(ensemble, tmp_path / "ensemble.safetensors")
+    loaded = load_model(path)
+    np.testing.assert_array_equal(loaded.predict_proba(list(X)), ensemble.predict_proba(list(X)))
+    assert loaded.classes_.tolist() == ["Turdus plumbeus", "Coereba flaveola", "x"]
+    zero_shot = loaded.named_estimators_["zero_shot"]
+    assert zero_shot.birdnet_labels_ == ensemble.named_estimators_["zero_shot"].birdnet_labels_
+    assert main(["info", str(path)]) == 0
+    assert "CC BY-NC-SA 4.0" in capsys.readouterr().out
