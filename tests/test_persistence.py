@@ -245,14 +245,32 @@ def test_missing_file_is_file_not_found(tmp_path):
 
 
 def test_unsupported_models_are_a_type_error(tmp_path):
+    from sklearn.neighbors import KNeighborsClassifier
+
     X, y = np.random.default_rng(0).normal(size=(20, 3)), np.arange(20) % 2
-    with pytest.raises(TypeError, match=r"LogisticRegression.*joblib"):
-        save_model(LogisticRegression().fit(X, y), tmp_path / "m.safetensors")
-    pipeline = Pipeline([("mel", MelSpectrogramTransformer()), ("lr", LogisticRegression())])
-    pipeline.named_steps["lr"].fit(X, y)
-    with pytest.raises(TypeError, match=r"LogisticRegression \(at lr\)"):
+    with pytest.raises(TypeError, match=r"KNeighborsClassifier.*joblib"):
+        save_model(KNeighborsClassifier(3).fit(X, y), tmp_path / "m.safetensors")
+    pipeline = Pipeline([("mel", MelSpectrogramTransformer()), ("knn", KNeighborsClassifier())])
+    pipeline.named_steps["knn"].fit(X, y)
+    with pytest.raises(TypeError, match=r"KNeighborsClassifier \(at knn\)"):
         save_model(pipeline, tmp_path / "m.safetensors")
     assert not (tmp_path / "m.safetensors").exists()
+
+
+def test_scikit_learn_linear_models_round_trip_exactly(tmp_path):
+    from sklearn.multiclass import OneVsRestClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 5))
+    Y = np.column_stack([X[:, 0] > 0, X[:, 1] > 0.3, X[:, 2] + X[:, 3] > 0]).astype(int)
+    model = make_pipeline(StandardScaler(), OneVsRestClassifier(LogisticRegression(C=0.5)))
+    model.fit(X, Y)
+    loaded = load_model(save_model(model, tmp_path / "linear.safetensors"))
+    assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
+    assert_array_equal(loaded[-1].estimators_[1].coef_, model[-1].estimators_[1].coef_)
+    assert loaded[-1].estimators_[1].coef_.shape == (1, 5)
 
 
 def test_unfitted_models_are_not_fitted_errors(tmp_path):
