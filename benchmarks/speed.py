@@ -1,0 +1,204 @@
+"""Speed in one table: features vs librosa, the network vs the CPU's matmul peak, detection
+vs BirdNET, all measured in the same run.
+
+Usage (from the repository root, after ``make install``)::
+
+    .venv/bin/python benchmarks/speed.py [--soundscapes N] [--docs docs/benchmarks.md]
+
+Rows (every ratio is taken within this run, since these machines are noisy):
+
+- log-mel of 5-s clips at 32 kHz in memory: librosa one clip at a time (its documented
+  usage) against ``MelSpectrogramTransformer`` in batches of 64, float64 and float32 FFT;
+- ``torch.matmul`` of two 2048 x 2048 float32 matrices: the CPU's practical peak;
+- the default AttentionCNN (5.14 GFLOPs per 5-s clip) at inference, batch 1 and 64, and a
+  training step at batch 32 (about three forward passes), as clips/s, GFLOP/s and share of
+  the matmul peak;
+- end-to-end ``detect()`` on the soundscapes of ``../shared/data/soundscapes`` (MP3
+  decoding, resampling, log-mel, network, table) in seconds of audio per wall second;
+- BirdNET v2.4 on the same files and cores, as BirdNET-Analyzer runs it (the same
+  ``.tflite`` model with LiteRT on 3-s windows at 48 kHz, decoding and resampling
+  included), through :class:`~sklearn_birdaudio.BirdNETClassifier`, on 1 and 2 threads.
+  Its embeddings (:class:`~sklearn_birdaudio.BirdNETEmbedder`) cost the same model call.
+
+On a machine with CUDA the features, the network and ``detect()`` are measured there too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from _measure import best_seconds
+from detection import DATA, default_model
+from log_mel import librosa_log_mel
+
+from sklearn_birdaudio import (
+    AttentionCNN,
+    BirdNETClassifier,
+    MelSpectrogramTransformer,
+    audio_info,
+    detect,
+)
+
+N_MELS, N_FRAMES, N_CLASSES = 128, 313, 23
+FLOPS_PER_CLIP = 5.14e9  # benchmarks/model.py, torch.utils.flop_counter
+
+
+def matmul_peak(device: str, size: int = 2048) -> float:
+    """GFLOP/s of a large float32 matrix product (the practical peak of the device)."""
+    a, b = (torch.randn(size, size, device=device) for _ in range(2))
+
+    def product():
+        a @ b
+        if device == "cuda":
+            torch.cuda.synchronize()
+
+    return 2 * size**3 / best_seconds(product, repeats=5) / 1e9
+
+
+def network_rates(device: str) -> dict[str, float]:
+    """Clips/s of the default network: inference at batch 1 and 64, training at 32."""
+    torch.manual_seed(0)
+    network = AttentionCNN(n_classes=N_CLASSES).to(device).eval()
+    rates = {}
+    for batch_size in (1, 64):
+        batch = torch.randn(batch_size, 1, N_MELS, N_FRAMES, device=device) * 15 - 50
+
+        def infer(batch=batch):
+            with torch.inference_mode():
+                network(batch)
+            if device == "cuda":
+                torch.cuda.synchronize()
+
+        rates[f"inference, batch {batch_size}"] = batch_size / best_seconds(infer, repeats=3)
+    network.train()
+    optimizer = torch.optim.AdamW(network.parameters(), lr=1e-3)
+    batch = torch.randn(32, 1, N_MELS, N_FRAMES, device=device) * 15 - 50
+    targets = torch.randint(0, 2, (32, N_CLASSES), device=device).float()
+    loss = torch.nn.BCEWithLogitsLoss()
+
+    def step():
+        optimizer.zero_grad()
+        loss(network(batch), targets).backward()
+        optimizer.step()
+        if device == "cuda":
+            torch.cuda.synchronize()
+
+    rates["training step, batch 32"] = 32 / best_seconds(step, repeats=3)
+    return rates
+
+
+def feature_rates(device: str, clips: np.ndarray) -> dict[str, float]:
+    rates = {}
+    for precision in ("float64", "float32"):
+        transformer = MelSpectrogramTransformer(
+            batch_size=64, fft_precision=precision, device=device
+        )
+        transformer.fit_transform(clips[:64])
+        seconds = best_seconds(lambda t=transformer: t.fit_transform(clips), repeats=3)
+        rates[f"MelSpectrogramTransformer, {precision} FFT"] = len(clips) / seconds
+    return rates
+
+
+def timed(function) -> float:
+    start = time.perf_counter()
+    function()
+    return time.perf_counter() - start
+
+
+def write_section(path: Path, text: str) -> None:
+    content = path.read_text()
+    pattern = re.compile(r"(<!-- speed:begin -->\n).*?(<!-- speed:end -->)", re.DOTALL)
+    if not pattern.search(content):
+        raise SystemExit(f"{path}: no <!-- speed:begin --> ... <!-- speed:end --> markers")
+    path.write_text(pattern.sub(lambda match: match[1] + text + match[2], content))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--soundscapes", type=int, default=7, help="how many to detect on")
+    parser.add_argument("--docs", type=Path, help="Markdown file with speed markers")
+    args = parser.parse_args()
+    devices = ["cpu", *(["cuda"] if torch.cuda.is_available() else [])]
+    lines = []
+
+    def add(*cells) -> None:
+        lines.append("| " + " | ".join(str(cell) for cell in cells) + " |")
+        print(lines[-1], flush=True)
+
+    clips = (0.1 * np.random.default_rng(0).standard_normal((256, 160000))).astype(np.float32)
+    librosa_log_mel(clips[0])
+    librosa_rate = 64 / best_seconds(lambda: [librosa_log_mel(c) for c in clips[:64]])
+    add("log-mel, librosa one clip at a time", "cpu", f"{librosa_rate:.0f} clips/s", "1.00x")
+    for device in devices:
+        for name, rate in feature_rates(device, clips).items():
+            add(f"log-mel, {name}", device, f"{rate:.0f} clips/s", f"{rate / librosa_rate:.2f}x")
+
+    for device in devices:
+        peak = matmul_peak(device)
+        add("torch.matmul 2048 x 2048 (float32 peak)", device, f"{peak:.0f} GFLOP/s", "1.00x")
+        for name, rate in network_rates(device).items():
+            flops = FLOPS_PER_CLIP * (3 if name.startswith("training") else 1)
+            achieved = rate * flops / 1e9
+            add(
+                f"AttentionCNN {name}",
+                device,
+                f"{rate:.1f} clips/s, {achieved:.0f} GFLOP/s",
+                f"{achieved / peak:.0%} of peak",
+            )
+
+    files = [str(path) for path in sorted((DATA / "soundscapes" / "audio").glob("*.mp3"))]
+    files = files[: args.soundscapes]
+    audio = sum(audio_info(path).duration_seconds for path in files)
+    model = default_model()
+    ours = {}
+    for device in devices:
+        model.set_params(mel__device=device, cnn__device=device)
+        detect(model, files[:1], verbose=0)
+        seconds = timed(lambda: detect(model, files, verbose=0))
+        ours[device] = audio / seconds
+        add(
+            f"detect(), {len(files)} soundscape(s) ({audio / 60:.0f} min), default network",
+            device,
+            f"{ours[device]:.0f}x real time",
+            "",
+        )
+    labels = ["Turdus migratorius"]  # any class: BirdNET scores all 6,522 species anyway
+    birdnet = {}
+    for threads in (1, 2):
+        zero_shot = BirdNETClassifier(n_threads=threads).fit(files[:1], labels)
+        zero_shot.predict_proba(files[:1])
+        seconds = timed(lambda z=zero_shot: z.predict_proba(files))
+        birdnet[threads] = audio / seconds
+        add(
+            f"BirdNET v2.4 (LiteRT, {threads} thread{'s' if threads > 1 else ''}), same files",
+            "cpu",
+            f"{birdnet[threads]:.0f}x real time",
+            f"detect() is {ours['cpu'] / birdnet[threads]:.1f}x faster",
+        )
+
+    header = [
+        f"{platform.machine()} ({platform.processor() or 'cpu'}), {os.cpu_count()} cores, torch "
+        f"{torch.__version__} with {torch.get_num_threads()} threads"
+        + (f", GPU {torch.cuda.get_device_name()}" if "cuda" in devices else ", no GPU")
+        + f", {time.strftime('%Y-%m-%d')}.",
+        "",
+        "| measure | device | speed | ratio |",
+        "|---|---|---|---|",
+    ]
+    text = "\n".join(header + lines) + "\n"
+    print()
+    print(text)
+    if args.docs:
+        write_section(args.docs, text)
+        print(f"Written to {args.docs}")
+
+
+if __name__ == "__main__":
+    main()
