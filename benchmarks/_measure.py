@@ -28,3 +28,16 @@ def reset_peak_memory() -> None:
     """Reset ``VmHWM`` to the current resident size (Linux >= 4.0)."""
     with open("/proc/self/clear_refs", "w") as refs:
         refs.write("5")
+
+
+def write_between_markers(path, name: str, text: str) -> None:
+    """Replace what lies between ``<!-- name:begin -->`` and ``<!-- name:end -->`` in a file."""
+    import re
+    from pathlib import Path
+
+    path = Path(path)
+    content = path.read_text()
+    pattern = re.compile(rf"(<!-- {name}:begin -->\n).*?(<!-- {name}:end -->)", re.DOTALL)
+    if not pattern.search(content):
+        raise SystemExit(f"{path}: no <!-- {name}:begin --> ... <!-- {name}:end --> markers")
+    path.write_text(pattern.sub(lambda match: match[1] + text + match[2], content))

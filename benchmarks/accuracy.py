@@ -23,12 +23,12 @@ import argparse
 import ast
 import os
 import platform
-import re
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from _measure import write_between_markers
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import average_precision_score
 from sklearn.multiclass import OneVsRestClassifier
@@ -99,14 +99,6 @@ def bootstrap_interval(targets, probabilities, n_resamples=1000, seed=0) -> tupl
         values.append(mean_average_precision(targets[rows], probabilities[rows]))
     low, high = np.percentile(values, [2.5, 97.5])
     return float(low), float(high)
-
-
-def write_docs(path: Path, text: str) -> None:
-    content = path.read_text()
-    pattern = re.compile(r"(<!-- accuracy:begin -->\n).*?(<!-- accuracy:end -->)", re.DOTALL)
-    if not pattern.search(content):
-        raise SystemExit(f"{path}: no <!-- accuracy:begin --> ... <!-- accuracy:end --> markers")
-    path.write_text(pattern.sub(lambda match: match[1] + text + match[2], content))
 
 
 def main() -> None:
@@ -193,7 +185,7 @@ def main() -> None:
     text = "\n".join(lines) + "\n"
     print(text)
     if args.docs:
-        write_docs(args.docs, text)
+        write_between_markers(args.docs, "accuracy", text)
         print(f"Written to {args.docs}")
 
 

@@ -29,11 +29,11 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import re
 import time
 from pathlib import Path
 
 import numpy as np
+from _measure import write_between_markers
 from accuracy import MANIFEST, bootstrap_interval, scores_of
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV, KFold, StratifiedKFold
@@ -79,14 +79,6 @@ def throughput(paths: list[str]) -> dict[int, float]:
         embedder.transform(paths)
         rates[threads] = audio / (time.perf_counter() - start)
     return rates
-
-
-def write_section(path: Path, text: str) -> None:
-    content = path.read_text()
-    pattern = re.compile(r"(<!-- embeddings:begin -->\n).*?(<!-- embeddings:end -->)", re.DOTALL)
-    if not pattern.search(content):
-        raise SystemExit(f"{path}: no <!-- embeddings:begin --> ... :end --> markers")
-    path.write_text(pattern.sub(lambda match: match[1] + text + match[2], content))
 
 
 def row(name: str, scores: dict, interval=None) -> str:
@@ -197,7 +189,7 @@ def main() -> None:
     text = "\n".join(lines) + "\n"
     print(text)
     if args.docs:
-        write_section(args.docs, text)
+        write_between_markers(args.docs, "embeddings", text)
         print(f"Written to {args.docs}")
 
 

@@ -28,13 +28,12 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import re
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-from _measure import best_seconds
+from _measure import best_seconds, write_between_markers
 from detection import DATA, default_model
 from log_mel import librosa_log_mel
 
@@ -110,14 +109,6 @@ def timed(function) -> float:
     start = time.perf_counter()
     function()
     return time.perf_counter() - start
-
-
-def write_section(path: Path, text: str) -> None:
-    content = path.read_text()
-    pattern = re.compile(r"(<!-- speed:begin -->\n).*?(<!-- speed:end -->)", re.DOTALL)
-    if not pattern.search(content):
-        raise SystemExit(f"{path}: no <!-- speed:begin --> ... <!-- speed:end --> markers")
-    path.write_text(pattern.sub(lambda match: match[1] + text + match[2], content))
 
 
 def main() -> None:
@@ -196,7 +187,7 @@ def main() -> None:
     print()
     print(text)
     if args.docs:
-        write_section(args.docs, text)
+        write_between_markers(args.docs, "speed", text)
         print(f"Written to {args.docs}")
 
 
