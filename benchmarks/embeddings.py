@@ -35,15 +35,14 @@ from pathlib import Path
 import numpy as np
 from _measure import write_between_markers
 from accuracy import MANIFEST, bootstrap_interval, scores_of
-from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV, KFold, StratifiedKFold
-from sklearn.multiclass import OneVsRestClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from sklearn_birdaudio import (
     BirdNETClassifier,
     BirdNETEmbedder,
+    EmbeddingLogisticRegression,
     VotingClassifier,
     audio_info,
     load_manifest,
@@ -63,7 +62,7 @@ def embedding_pipeline(cache: Path, C: float = 0.1) -> Pipeline:
         [
             ("birdnet", BirdNETEmbedder(memory=cache)),
             ("scale", StandardScaler()),
-            ("logistic", OneVsRestClassifier(LogisticRegression(C=C, max_iter=5000))),
+            ("logistic", EmbeddingLogisticRegression(C=C)),
         ]
     )
 
@@ -111,11 +110,11 @@ def main() -> None:
 
     search = GridSearchCV(
         embedding_pipeline(args.cache),
-        {"logistic__estimator__C": C_GRID},
+        {"logistic__C": C_GRID},
         cv=KFold(5, shuffle=True, random_state=0),
         scoring=SCORERS["mAP_macro"],
     ).fit(X_train, Y_train)
-    best_c = search.best_params_["logistic__estimator__C"]
+    best_c = search.best_params_["logistic__C"]
     zero_shot = BirdNETClassifier(memory=args.cache)
     ensemble = VotingClassifier(
         [("embeddings", embedding_pipeline(args.cache, best_c)), ("zero_shot", zero_shot)]

@@ -24,6 +24,7 @@ _EXPORTS = {
     "VotingClassifier": "ensemble",
     "BirdNETEmbedder": "embeddings",
     "BirdNETClassifier": "embeddings",
+    "EmbeddingLogisticRegression": "linear",
     "detect": "detection",
     "set_torch_threads": "distributed",
     "window_scores": "detection",

@@ -39,6 +39,7 @@ from .classifier import AttentionCNNClassifier, RandomWindows
 from .embeddings import BirdNETClassifier, BirdNETEmbedder
 from .ensemble import VotingClassifier
 from .features import MelSpectrogramTransformer
+from .linear import EmbeddingLogisticRegression
 from .modules import AttentionCNN
 
 __all__ = ["load_model", "save_model"]
@@ -54,6 +55,7 @@ ESTIMATORS = {
     "sklearn_birdaudio.VotingClassifier": VotingClassifier,
     "sklearn_birdaudio.BirdNETEmbedder": BirdNETEmbedder,
     "sklearn_birdaudio.BirdNETClassifier": BirdNETClassifier,
+    "sklearn_birdaudio.EmbeddingLogisticRegression": EmbeddingLogisticRegression,
     "sklearn.preprocessing.StandardScaler": StandardScaler,
     "sklearn.linear_model.LogisticRegression": LogisticRegression,
     "sklearn.multiclass.OneVsRestClassifier": OneVsRestClassifier,
@@ -63,6 +65,7 @@ ESTIMATORS = {
 # arrays (numeric ones as tensors) and allow-listed estimators, nested in lists.
 PLAIN_STATE = (
     BirdNETEmbedder,
+    EmbeddingLogisticRegression,
     BirdNETClassifier,
     StandardScaler,
     LogisticRegression,

@@ -8,13 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.base import clone
-from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV, KFold
-from sklearn.multiclass import OneVsRestClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from sklearn_birdaudio import detect, make_birdsong
+from sklearn_birdaudio import EmbeddingLogisticRegression, detect, make_birdsong
 from sklearn_birdaudio import embeddings as embeddings_module
 from sklearn_birdaudio.embeddings import BirdNETClassifier, BirdNETEmbedder, birdnet_model_path
 
@@ -173,7 +171,7 @@ def embedding_pipeline(memory=None):
         [
             ("birdnet", BirdNETEmbedder(memory=memory)),
             ("scale", StandardScaler()),
-            ("logistic", OneVsRestClassifier(LogisticRegression(max_iter=500))),
+            ("logistic", EmbeddingLogisticRegression()),
         ]
     )
 
@@ -187,29 +185,71 @@ def test_grid_search_embeds_every_clip_once_with_memory(monkeypatch, tmp_path):
     )
     search = GridSearchCV(
         embedding_pipeline(memory=tmp_path / "cache"),
-        {"logistic__estimator__C": [0.1, 1.0, 10.0]},
+        {"logistic__C": [0.1, 1.0, 10.0]},
         cv=KFold(2),
         scoring="average_precision",
     ).fit(list(X), np.asarray(Y))
     assert sum(calls) == 16  # 3 values of C x 2 folds + the refit: each clip embedded once
     assert search.predict_proba(list(X)).shape == (16, 3)
     assert search.best_score_ > 0.5  # synthetic species are easy to tell apart
-    uncached = embedding_pipeline().set_params(logistic__estimator__C=search.best_params_[
-        "logistic__estimator__C"]).fit(list(X), np.asarray(Y))  # fmt: skip
+    uncached = embedding_pipeline().set_params(logistic__C=search.best_params_[
+        "logistic__C"]).fit(list(X), np.asarray(Y))  # fmt: skip
     np.testing.assert_allclose(search.predict_proba(list(X)), uncached.predict_proba(list(X)))
 
 
-def test_detect_scores_three_second_windows():
+def test_detect_scores_three_second_windows_with_species_names():
     X, Y, _ = songs(12, random_state=2)
-    model = embedding_pipeline().fit(list(X), np.asarray(Y))
+    model = embedding_pipeline().fit(list(X), Y)  # Y: a DataFrame of species columns
+    assert model.classes_.tolist() == list(Y.columns)
     recording = np.concatenate([np.asarray(x, dtype=np.float32) for x in X[:3]])  # 9 s
     detections = detect(model, [recording], min_confidence=0.0, verbose=0)
     assert sorted(set(detections["start_s"])) == [0.0, 3.0, 6.0]
+    assert set(detections["label"]) == set(Y.columns)
     assert detections.attrs["durations"] == {"array 0": 9.0}
     windows = [recording[i * 3 * RATE : (i + 1) * 3 * RATE] for i in range(3)]
     expected = model.predict_proba(windows)
     first = detections[detections["start_s"] == 0.0].set_index("label")["confidence"]
-    np.testing.assert_allclose(first.loc[list(range(3))].to_numpy(), expected[0], rtol=1e-5)
+    np.testing.assert_allclose(first.loc[list(Y.columns)].to_numpy(), expected[0], rtol=1e-5)
+
+
+def test_embedding_logistic_regression_is_one_vs_rest_with_names():
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.multiclass import OneVsRestClassifier
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(50, 6))
+    Y = pd.DataFrame({"owl": X[:, 0] > 0, "wren": X[:, 1] > 0.2}).astype(int)
+    ours = EmbeddingLogisticRegression(C=0.3).fit(X, Y)
+    reference = OneVsRestClassifier(LogisticRegression(C=0.3, max_iter=5000)).fit(X, Y)
+    np.testing.assert_allclose(ours.predict_proba(X), reference.predict_proba(X))
+    assert ours.classes_.tolist() == ["owl", "wren"] and ours.multilabel_
+    labels = np.where(X[:, 2] > 0, "tody", "wren")
+    multiclass = EmbeddingLogisticRegression().fit(X, labels)
+    assert multiclass.classes_.tolist() == ["tody", "wren"]
+    assert set(multiclass.predict(X)) <= {"tody", "wren"}
+
+
+def test_birdaudio_trains_and_uses_a_birdnet_model(tmp_path, capsys):
+    import soundfile
+
+    from sklearn_birdaudio.cli import main
+
+    X, Y, _ = songs(12, random_state=3)
+    for index, (waveform, row) in enumerate(zip(X, np.asarray(Y), strict=True)):
+        folder = tmp_path / "train" / Y.columns[int(np.argmax(row))]
+        folder.mkdir(parents=True, exist_ok=True)
+        soundfile.write(folder / f"clip{index}.wav", np.asarray(waveform), RATE)
+    out = tmp_path / "birdnet.safetensors"
+    code = main(["train", str(tmp_path / "train"), "--model", "birdnet", "--out", str(out), "-q"])
+    assert code == 0
+    assert "CC BY-NC-SA 4.0" in capsys.readouterr().out
+    field = tmp_path / "field.wav"
+    soundfile.write(field, np.concatenate([np.asarray(x) for x in X[:2]]), RATE)
+    tables = tmp_path / "tables"
+    assert main(["predict", str(out), str(field), "--out", str(tables), "-q"]) == 0
+    [table] = list(tables.iterdir())
+    rows = pd.read_csv(table)
+    assert set(rows["start_s"]) <= {0.0, 3.0} and set(rows["label"]) <= set(Y.columns)
 
 
 # -- the safe model format ----------------------------------------------------------------
