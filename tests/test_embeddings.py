@@ -273,3 +273,7 @@ def test_pipeline_and_ensemble_round_trip_through_the_safe_format(tmp_path, caps
     assert zero_shot.birdnet_labels_ == ensemble.named_estimators_["zero_shot"].birdnet_labels_
     assert main(["info", str(path)]) == 0
     assert "CC BY-NC-SA 4.0" in capsys.readouterr().out
+    recording = np.concatenate([np.asarray(x, dtype=np.float32) for x in X[:2]])  # 6 s
+    detections = detect(loaded, [recording], min_confidence=0.0, verbose=0)
+    assert sorted(set(detections["start_s"])) == [0.0, 3.0]  # both members: 3-s windows
+    assert set(detections["label"]) == {"Turdus plumbeus", "Coereba flaveola", "x"}
