@@ -260,16 +260,21 @@ def _train(args) -> int:
             ),
         ]
     )
+    _fit_and_save(model, "mel", args, X, Y)
+    history = model.named_steps["cnn"].history_
+    print(f"Trained {len(history)} epochs; model saved to {args.out}")
+    return EXIT_OK
+
+
+def _fit_and_save(model, front_end: str, args, X, Y) -> None:
+    """Apply --set, fit, drop the front end's cache and progress bar, save to --out."""
     try:
         model.set_params(**dict(args.set))
     except ValueError as error:
         raise CommandError(f"--set: {error}") from error
     model.fit(X, Y)
-    model.named_steps["mel"].set_params(memory=None, verbose=0)  # not needed to predict
+    model.named_steps[front_end].set_params(memory=None, verbose=0)  # not needed to predict
     _save_model(model, args.out)
-    history = model.named_steps["cnn"].history_
-    print(f"Trained {len(history)} epochs; model saved to {args.out}")
-    return EXIT_OK
 
 
 def _train_on_birdnet(args, X, Y) -> int:
@@ -287,13 +292,7 @@ def _train_on_birdnet(args, X, Y) -> int:
             ("logistic", EmbeddingLogisticRegression(C=1.0)),
         ]
     )
-    try:
-        model.set_params(**dict(args.set))
-    except ValueError as error:
-        raise CommandError(f"--set: {error}") from error
-    model.fit(X, Y)
-    model.named_steps["birdnet"].set_params(memory=None, verbose=0)  # not needed to predict
-    _save_model(model, args.out)
+    _fit_and_save(model, "birdnet", args, X, Y)
     print(f"Trained a logistic regression on BirdNET embeddings; model saved to {args.out}")
     print(f"Licence: {LICENSE}; the saved model falls under it too.")
     return EXIT_OK

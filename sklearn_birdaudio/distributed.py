@@ -204,7 +204,6 @@ def detect_on_cluster(client, model, sources: list, names: list[str], arguments:
     result : detection._FileResult
     """
     distributed = import_extra("distributed")
-    from .detection import _FileResult
 
     plan = torch_threads_plan(client)
     [model_future] = client.scatter([model], broadcast=True, hash=False)
@@ -215,21 +214,24 @@ def detect_on_cluster(client, model, sources: list, names: list[str], arguments:
         for source, name in zip(sources, names, strict=True)
     }
     try:
-        yield from _gather(distributed, futures, _FileResult)
+        yield from _gather(distributed.as_completed(futures), futures)
     finally:
         for future in futures:
             future.cancel()
         model_future.release()
 
 
-def _gather(distributed, futures: dict, result_type) -> Iterator:
-    for future in distributed.as_completed(futures):
+def _gather(completed, futures: dict) -> Iterator:
+    """Each finished task's result; a task that failed on the cluster gives its error."""
+    from .detection import _FileResult
+
+    for future in completed:
         name = futures[future]
         try:
             result = future.result()
         except Exception as error:  # the task itself failed on the cluster
             message = f"{name}: the task failed on the cluster: {type(error).__name__}: {error}"
             logger.error("skipped %s", message)
-            result = result_type(name, None, None, message)
+            result = _FileResult(name, None, None, message)
         future.release()
         yield result
