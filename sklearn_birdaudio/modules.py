@@ -111,6 +111,14 @@ class AttentionCNN(nn.Module):
         divisible by it.
     dropout : float, default=0.5
         Dropout before the classification head.
+    stem_stride : int, default=1
+        Down-sampling of frequency and time by the first convolution. 2 makes the network
+        about 2.5x cheaper to train on the CPU (the full-resolution layers are most of the
+        work) and shortens ``time_reduction`` steps accordingly.
+    subtract_band_median : bool, default=False
+        Subtract each mel band's median over the window's valid frames before the input
+        batch norm: the stationary noise floor and the recorder's gain and frequency
+        response go, the calls stay (median clipping, as in BirdCLEF 2016's winners).
 
     Examples
     --------
@@ -129,11 +137,14 @@ class AttentionCNN(nn.Module):
         n_blocks: int = 4,
         n_heads: int = 8,
         dropout: float = 0.5,
+        stem_stride: int = 1,
+        subtract_band_median: bool = False,
     ):
         super().__init__()
         for name, value in [
             ("n_classes", n_classes), ("n_mels", n_mels), ("in_channels", in_channels),
             ("base_filters", base_filters), ("n_blocks", n_blocks), ("n_heads", n_heads),
+            ("stem_stride", stem_stride),
         ]:  # fmt: skip
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"module__{name} must be a positive integer, got {value!r}.")
@@ -145,14 +156,15 @@ class AttentionCNN(nn.Module):
                 f"module__n_heads={n_heads} must divide the embedding size "
                 f"base_filters * 2 ** (n_blocks - 1) = {channels[-1]}."
             )
-        self.time_reduction = 2**n_blocks
+        self.time_reduction = stem_stride * 2**n_blocks
+        self.subtract_band_median = bool(subtract_band_median)
         # One scale and offset per mel band. Input statistics do not drift during training,
         # so a cumulative average (momentum=None) estimates them exactly after a few
         # batches; the default momentum of 0.1 left eval-mode inputs shifted by several dB
         # after short trainings (validation loss rose while training loss fell).
         self.input_norm = nn.BatchNorm2d(n_mels, momentum=None)
         self.stem = nn.Sequential(
-            nn.Conv2d(in_channels, base_filters, 3, padding=1, bias=False),
+            nn.Conv2d(in_channels, base_filters, 3, stride=stem_stride, padding=1, bias=False),
             nn.BatchNorm2d(base_filters),
             nn.ReLU(inplace=True),
         )
@@ -185,6 +197,8 @@ class AttentionCNN(nn.Module):
         """
         valid = ~torch.isnan(spectrograms[:, 0, 0, :])
         n_valid = valid.sum(dim=1)
+        if self.subtract_band_median:
+            spectrograms = spectrograms - spectrograms.nanmedian(dim=-1, keepdim=True).values
         # Padding becomes each clip's quietest value (silence), so convolutions near the
         # end of a recording see what zero-padded audio would give, whatever the padding.
         floor = torch.nan_to_num(spectrograms, nan=torch.inf).amin(dim=(1, 2, 3), keepdim=True)

@@ -3,6 +3,9 @@
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 
 from sklearn_birdaudio.modules import AttentionCNN, AttentionPooling
 
@@ -29,11 +32,18 @@ def test_any_number_of_frames_gives_one_logit_per_class(n_frames):
     assert frames.shape == (2, -(-n_frames // 4), 5)
 
 
-def test_padding_is_ignored_however_long_it_is():
-    network = tiny_network()
+@pytest.mark.parametrize(
+    "front_end",
+    [{}, {"stem_stride": 2}, {"subtract_band_median": True}],
+    ids=["plain", "stem_stride=2", "subtract_band_median"],
+)
+def test_padding_is_ignored_however_long_it_is(front_end):
+    network = tiny_network(**front_end)
     clip = spectrograms(1, 37)
     nan = float("nan")
-    short_pad = torch.cat([clip, torch.full((1, 1, 16, 11), nan)], dim=-1)
+    # Enough padding to cover the receptive field of the last valid step (39 frames with
+    # stem_stride=2); beyond it, only the zeros of the convolutions would differ.
+    short_pad = torch.cat([clip, torch.full((1, 1, 16, 27), nan)], dim=-1)
     long_pad = torch.cat([clip, torch.full((1, 1, 16, 203), nan)], dim=-1)
     other = spectrograms(1, 248, seed=1)  # a longer clip in the same batch
     with torch.inference_mode():
@@ -54,6 +64,42 @@ def test_attention_gives_padding_zero_weight():
     assert (weights[1, 6:] == 0).all() and (weights[1, :6] > 0).all()
     assert torch.isnan(frames[1, 6:]).all() and torch.isfinite(frames[1, :6]).all()
     assert torch.isfinite(frames[0]).all()
+
+
+def test_stem_stride_divides_the_time_steps_further():
+    network = tiny_network(stem_stride=2)
+    batch = spectrograms(2, 64)
+    batch[1, ..., 20:] = float("nan")  # 20 valid frames: steps of 8 frames, 3 of them valid
+    with torch.inference_mode():
+        frames = network.frame_logits(batch)
+        weights = network.attention_weights(batch)
+    assert network.time_reduction == 8 and frames.shape == (2, 8, 3)
+    assert torch.isnan(frames[1, 3:]).all() and torch.isfinite(frames[1, :3]).all()
+    assert (weights[1, 3:] == 0).all()
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    offsets=arrays(np.float32, 16, elements=st.floats(-30, 30, width=32)),
+    n_valid=st.integers(8, 48),
+)
+def test_band_median_subtraction_ignores_the_recorders_gain_and_response(offsets, n_valid):
+    # A per-band offset in dB (the gain and frequency response of another recorder, or a
+    # stationary noise floor) changes every frame of a band alike: median subtraction
+    # removes it, so the logits are those of the original clip.
+    clip = spectrograms(1, 48)
+    clip[..., n_valid:] = float("nan")
+    shifted = clip + torch.from_numpy(offsets)[None, None, :, None]
+    with torch.inference_mode():
+        robust = tiny_network(subtract_band_median=True)
+        torch.testing.assert_close(robust(shifted), robust(clip), rtol=1e-4, atol=1e-4)
+
+
+def test_without_band_median_subtraction_a_gain_changes_the_logits():
+    clip = spectrograms(1, 48)
+    with torch.inference_mode():
+        plain = tiny_network()
+        assert not torch.allclose(plain(clip + 12.0), plain(clip), atol=1e-3)
 
 
 def test_attention_pooling_of_identical_steps_returns_their_projection():
@@ -114,6 +160,7 @@ def test_default_network_is_the_specification():
         ({"base_filters": 2.5}, "module__base_filters"),
         ({"n_blocks": 0}, "module__n_blocks"),
         ({"dropout": 1.0}, "module__dropout"),
+        ({"stem_stride": 0}, "module__stem_stride"),
         ({"base_filters": 6, "n_heads": 5}, "module__n_heads"),
     ],
 )
