@@ -28,29 +28,48 @@ class ResidualBlock(nn.Module):
     stride : int, default=2
         Down-sampling factor of frequency and time (a 1x1 convolution with the same stride
         carries the shortcut when shapes change).
+    shortcut : bool, default=True
+        False drops the shortcut: a plain two-convolution block (for ablations).
+    batch_norm : bool, default=True
+        False replaces the batch norms with a bias on each convolution (for ablations).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int = 2):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        stride: int = 2,
+        shortcut: bool = True,
+        batch_norm: bool = True,
+    ):
         super().__init__()
+
+        def norm(channels):
+            return nn.BatchNorm2d(channels) if batch_norm else nn.Identity()
+
         self.residual = nn.Sequential(
-            nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False),
-            nn.BatchNorm2d(out_channels),
+            nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=not batch_norm),
+            norm(out_channels),
             nn.ReLU(inplace=True),
-            nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False),
-            nn.BatchNorm2d(out_channels),
+            nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=not batch_norm),
+            norm(out_channels),
         )
-        self.shortcut = (
-            nn.Identity()
-            if stride == 1 and in_channels == out_channels
-            else nn.Sequential(
-                nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False),
-                nn.BatchNorm2d(out_channels),
+        if not shortcut:
+            self.shortcut = None
+        elif stride == 1 and in_channels == out_channels:
+            self.shortcut = nn.Identity()
+        else:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=not batch_norm),
+                norm(out_channels),
             )
-        )
         self.activation = nn.ReLU(inplace=True)
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        return self.activation(self.residual(inputs) + self.shortcut(inputs))
+        outputs = self.residual(inputs)
+        if self.shortcut is not None:
+            outputs = outputs + self.shortcut(inputs)
+        return self.activation(outputs)
 
 
 class AttentionPooling(nn.Module):
@@ -119,6 +138,9 @@ class AttentionCNN(nn.Module):
         Subtract each mel band's median over the window's valid frames before the input
         batch norm: the stationary noise floor and the recorder's gain and frequency
         response go, the calls stay (median clipping, as in BirdCLEF 2016's winners).
+    residual, batch_norm : bool, default=True
+        Shortcuts and batch norms of the residual blocks (and batch norm of the stem);
+        False removes them, for ablations. The input batch norm stays.
 
     Examples
     --------
@@ -139,6 +161,8 @@ class AttentionCNN(nn.Module):
         dropout: float = 0.5,
         stem_stride: int = 1,
         subtract_band_median: bool = False,
+        residual: bool = True,
+        batch_norm: bool = True,
     ):
         super().__init__()
         for name, value in [
@@ -164,13 +188,17 @@ class AttentionCNN(nn.Module):
         # after short trainings (validation loss rose while training loss fell).
         self.input_norm = nn.BatchNorm2d(n_mels, momentum=None)
         self.stem = nn.Sequential(
-            nn.Conv2d(in_channels, base_filters, 3, stride=stem_stride, padding=1, bias=False),
-            nn.BatchNorm2d(base_filters),
+            nn.Conv2d(
+                in_channels, base_filters, 3, stride=stem_stride, padding=1, bias=not batch_norm
+            ),
+            nn.BatchNorm2d(base_filters) if batch_norm else nn.Identity(),
             nn.ReLU(inplace=True),
         )
         self.blocks = nn.Sequential(
             *(
-                ResidualBlock(in_channels, out_channels, stride=2)
+                ResidualBlock(
+                    in_channels, out_channels, stride=2, shortcut=residual, batch_norm=batch_norm
+                )
                 for in_channels, out_channels in zip(
                     [base_filters, *channels[:-1]], channels, strict=True
                 )

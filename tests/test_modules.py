@@ -66,6 +66,25 @@ def test_attention_gives_padding_zero_weight():
     assert torch.isfinite(frames[0]).all()
 
 
+def test_ablation_switches_remove_what_they_name():
+    def count(network, kind):
+        return sum(isinstance(layer, kind) for layer in network.blocks.modules())
+
+    plain, no_shortcut, no_norm = (
+        tiny_network(**ablation) for ablation in ({}, {"residual": False}, {"batch_norm": False})
+    )
+    assert all(block.shortcut is not None for block in plain.blocks)
+    assert all(block.shortcut is None for block in no_shortcut.blocks)
+    assert count(plain, torch.nn.BatchNorm2d) == 6 and count(no_norm, torch.nn.BatchNorm2d) == 0
+    assert all(
+        conv.bias is not None for conv in no_norm.modules() if isinstance(conv, torch.nn.Conv2d)
+    )
+    assert isinstance(no_norm.input_norm, torch.nn.BatchNorm2d)  # the input's stays
+    batch = spectrograms(2, 40)
+    with torch.inference_mode():
+        assert not torch.allclose(no_shortcut(batch), plain(batch))
+
+
 def test_stem_stride_divides_the_time_steps_further():
     network = tiny_network(stem_stride=2)
     batch = spectrograms(2, 64)
@@ -112,7 +131,17 @@ def test_attention_pooling_of_identical_steps_returns_their_projection():
     torch.testing.assert_close(pooled, single)
 
 
-def test_network_fits_a_small_labelled_batch():
+@pytest.mark.parametrize(
+    "ablation",
+    [
+        {},
+        {"residual": False},
+        {"batch_norm": False},
+        {"stem_stride": 2, "subtract_band_median": True},
+    ],
+    ids=["default", "no shortcuts", "no batch norm", "recipe front end"],
+)
+def test_network_fits_a_small_labelled_batch(ablation):
     # Two "species": a tone in a low band or in a high band, at random times.
     rng = np.random.default_rng(0)
     inputs = (-80.0 + rng.normal(0, 3, (16, 1, 16, 40))).astype(np.float32)
@@ -122,7 +151,7 @@ def test_network_fits_a_small_labelled_batch():
         start = rng.integers(0, 30)
         inputs[index, 0, band, start : start + 8] = -10.0
         targets[index, index % 2] = 1.0
-    network = tiny_network(n_classes=2).train()
+    network = tiny_network(n_classes=2, **ablation).train()
     optimizer = torch.optim.AdamW(network.parameters(), lr=3e-3)
     loss_function = torch.nn.BCEWithLogitsLoss()
     inputs, targets = torch.from_numpy(inputs), torch.from_numpy(targets)
