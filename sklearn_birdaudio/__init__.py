@@ -22,6 +22,8 @@ _EXPORTS = {
     "AttentionCNNClassifier": "classifier",
     "AcceleratedAttentionCNNClassifier": "accelerated",
     "VotingClassifier": "ensemble",
+    "small_data_recipe": "recipes",
+    "make_small_data_pipeline": "recipes",
     "BirdNETEmbedder": "embeddings",
     "BirdNETClassifier": "embeddings",
     "EmbeddingLogisticRegression": "linear",
