@@ -1,8 +1,9 @@
 """Tests of the training recipes: valid parameters, overrides, a pipeline that learns."""
 
 import numpy as np
+import pytest
 
-from sklearn_birdaudio import AttentionCNNClassifier, make_birdsong
+from sklearn_birdaudio import AttentionCNNClassifier, load_model, make_birdsong, save_model
 from sklearn_birdaudio.recipes import make_small_data_pipeline, small_data_recipe
 
 
@@ -38,3 +39,9 @@ def test_recipe_pipeline_learns_synthetic_species(tmp_path):
     for column in range(2):
         present = truth[:, column] == 1
         assert probabilities[present, column].mean() > probabilities[~present, column].mean()
+    # The safe format keeps the recipe's front end (stride, median subtraction).
+    with pytest.warns(UserWarning, match="mel__memory"):  # the cache is not saved
+        save_model(pipeline, tmp_path / "recipe.safetensors")
+    loaded = load_model(tmp_path / "recipe.safetensors")
+    assert loaded.named_steps["cnn"].module_.subtract_band_median
+    np.testing.assert_allclose(loaded.predict_proba(waveforms[32:]), probabilities, atol=1e-6)
