@@ -24,7 +24,7 @@ def test_pipeline_applies_the_recipe_and_the_overrides():
 
 
 def test_recipe_pipeline_learns_synthetic_species(tmp_path):
-    waveforms, Y, names = make_birdsong(
+    waveforms, Y, _ = make_birdsong(
         n_samples=48, n_classes=2, duration=2.0, n_labels=1.0, distractors=0.0,
         random_state=0, as_frame=True,
     )  # fmt: skip
