@@ -10,11 +10,13 @@ Rows (every ratio is taken within this run, since these machines are noisy):
 - log-mel of 5-s clips at 32 kHz in memory: librosa one clip at a time (its documented
   usage) against ``MelSpectrogramTransformer`` in batches of 64, float64 and float32 FFT;
 - ``torch.matmul`` of two 2048 x 2048 float32 matrices: the CPU's practical peak;
-- the default AttentionCNN (5.14 GFLOPs per 5-s clip) at inference, batch 1 and 64, and a
-  training step at batch 32 (about three forward passes), as clips/s, GFLOP/s and share of
-  the matmul peak;
-- end-to-end ``detect()`` on the soundscapes of ``../shared/data/soundscapes`` (MP3
-  decoding, resampling, log-mel, network, table) in seconds of audio per wall second;
+- the default AttentionCNN (5.14 GFLOPs per 5-s clip) and the small-data recipe's
+  (16 filters, stem stride 2) at inference, batch 1 and 64, and a training step at batch
+  32 (about three forward passes), as clips/s, GFLOP/s (torch's FLOP counter) and share
+  of the matmul peak;
+- end-to-end ``detect()``, with either network, on the soundscapes of
+  ``../shared/data/soundscapes`` (MP3 decoding, resampling, log-mel, network, table) in
+  seconds of audio per wall second;
 - BirdNET v2.4 on the same files and cores, as BirdNET-Analyzer runs it (the same
   ``.tflite`` model with LiteRT on 3-s windows at 48 kHz, decoding and resampling
   included), through :class:`~sklearn_birdaudio.BirdNETClassifier`, on 1 and 2 threads.
@@ -43,10 +45,38 @@ from sklearn_birdaudio import (
     MelSpectrogramTransformer,
     audio_info,
     detect,
+    load_manifest,
+    make_small_data_pipeline,
 )
+from sklearn_birdaudio.recipes import small_data_recipe
 
 N_MELS, N_FRAMES, N_CLASSES = 128, 313, 23
-FLOPS_PER_CLIP = 5.14e9  # benchmarks/model.py, torch.utils.flop_counter
+NETWORKS = {  # AttentionCNN parameters
+    "default network": {},
+    "small-data recipe network": {
+        key.removeprefix("module__"): value
+        for key, value in small_data_recipe().items()
+        if key.startswith("module__")
+    },
+}
+
+
+def flops_per_clip(network: torch.nn.Module) -> float:
+    """Floating-point operations of one 5-s clip through the network (torch's counter)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    device = next(network.parameters()).device
+    clip = torch.randn(1, 1, N_MELS, N_FRAMES, device=device) * 15 - 50
+    with FlopCounterMode(display=False) as counter:  # needs autograd on (module tracker)
+        network.eval()(clip)
+    return float(counter.get_total_flops())
+
+
+def recipe_model():
+    """The small-data recipe's pipeline, fitted briefly (speed does not depend on weights)."""
+    X, Y, _ = load_manifest(DATA / "xc-puerto-rico" / "labels.csv", split="train")
+    pipeline = make_small_data_pipeline(verbose=0, max_epochs=1, crops_per_recording=1)
+    return pipeline.fit(X[:8], Y[:8])
 
 
 def matmul_peak(device: str, size: int = 2048) -> float:
@@ -61,10 +91,9 @@ def matmul_peak(device: str, size: int = 2048) -> float:
     return 2 * size**3 / best_seconds(product, repeats=5) / 1e9
 
 
-def network_rates(device: str) -> dict[str, float]:
-    """Clips/s of the default network: inference at batch 1 and 64, training at 32."""
-    torch.manual_seed(0)
-    network = AttentionCNN(n_classes=N_CLASSES).to(device).eval()
+def network_rates(device: str, network: torch.nn.Module) -> dict[str, float]:
+    """Clips/s of a network: inference at batch 1 and 64, a training step at batch 32."""
+    network = network.to(device).eval()
     rates = {}
     for batch_size in (1, 64):
         batch = torch.randn(batch_size, 1, N_MELS, N_FRAMES, device=device) * 15 - 50
@@ -134,32 +163,36 @@ def main() -> None:
     for device in devices:
         peak = matmul_peak(device)
         add("torch.matmul 2048 x 2048 (float32 peak)", device, f"{peak:.0f} GFLOP/s", "1.00x")
-        for name, rate in network_rates(device).items():
-            flops = FLOPS_PER_CLIP * (3 if name.startswith("training") else 1)
-            achieved = rate * flops / 1e9
-            add(
-                f"AttentionCNN {name}",
-                device,
-                f"{rate:.1f} clips/s, {achieved:.0f} GFLOP/s",
-                f"{achieved / peak:.0%} of peak",
-            )
+        for network_name, params in NETWORKS.items():
+            torch.manual_seed(0)
+            network = AttentionCNN(n_classes=N_CLASSES, **params)
+            flops = flops_per_clip(network)
+            for name, rate in network_rates(device, network).items():
+                achieved = rate * flops * (3 if name.startswith("training") else 1) / 1e9
+                add(
+                    f"AttentionCNN, {network_name} ({flops / 1e9:.2f} GFLOP/clip), {name}",
+                    device,
+                    f"{rate:.1f} clips/s, {achieved:.0f} GFLOP/s",
+                    f"{achieved / peak:.0%} of peak",
+                )
 
     files = [str(path) for path in sorted((DATA / "soundscapes" / "audio").glob("*.mp3"))]
     files = files[: args.soundscapes]
     audio = sum(audio_info(path).duration_seconds for path in files)
-    model = default_model()
+    models = {"default network": default_model(), "small-data recipe network": recipe_model()}
     ours = {}
     for device in devices:
-        model.set_params(mel__device=device, cnn__device=device)
-        detect(model, files[:1], verbose=0)
-        seconds = timed(lambda: detect(model, files, verbose=0))
-        ours[device] = audio / seconds
-        add(
-            f"detect(), {len(files)} soundscape(s) ({audio / 60:.0f} min), default network",
-            device,
-            f"{ours[device]:.0f}x real time",
-            "",
-        )
+        for network_name, model in models.items():
+            model.set_params(mel__device=device, cnn__device=device)
+            detect(model, files[:1], verbose=0)
+            seconds = timed(lambda m=model: detect(m, files, verbose=0))
+            ours[network_name, device] = audio / seconds
+            add(
+                f"detect(), {len(files)} soundscape(s) ({audio / 60:.0f} min), {network_name}",
+                device,
+                f"{ours[network_name, device]:.0f}x real time",
+                "",
+            )
     labels = ["Turdus migratorius"]  # any class: BirdNET scores all 6,522 species anyway
     birdnet = {}
     for threads in (1, 2):
@@ -171,7 +204,10 @@ def main() -> None:
             f"BirdNET v2.4 (LiteRT, {threads} thread{'s' if threads > 1 else ''}), same files",
             "cpu",
             f"{birdnet[threads]:.0f}x real time",
-            f"detect() is {ours['cpu'] / birdnet[threads]:.1f}x faster",
+            "detect() is "
+            + ", ".join(
+                f"{ours[name, 'cpu'] / birdnet[threads]:.1f}x faster ({name})" for name in models
+            ),
         )
 
     header = [

@@ -16,6 +16,7 @@ __all__ = ["LogMelSpectrogram", "n_frames_for", "valid_frames"]
 
 AMIN = 1e-10  # librosa.power_to_db's floor on power before the logarithm
 FFT_DTYPES = {"float64": torch.float64, "float32": torch.float32}
+MEL_GROUP = 32  # mel filters per matrix product (measured fastest of 8 to 64 at 128 mels)
 
 
 def n_frames_for(n_samples, n_fft: int, hop_length: int):
@@ -86,6 +87,19 @@ class LogMelSpectrogram(torch.nn.Module):
             sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax, dtype=np.float32
         )
         self.register_buffer("mel_basis", torch.from_numpy(mel_basis), persistent=False)
+        # Each mel filter covers a few FFT bins, so groups of MEL_GROUP filters need only
+        # the bins their filters cover: a quarter of the dense product's work at 128 mels.
+        self.mel_groups = []
+        for group, low in enumerate(range(0, n_mels, MEL_GROUP)):
+            rows = mel_basis[low : low + MEL_GROUP]
+            covered = np.flatnonzero(rows.any(axis=0))
+            first, last = (int(covered[0]), int(covered[-1]) + 1) if covered.size else (0, 1)
+            self.register_buffer(
+                f"mel_group_{group}",
+                torch.from_numpy(np.ascontiguousarray(rows[:, first:last].T)),
+                persistent=False,
+            )
+            self.mel_groups.append((low, low + len(rows), first, last))
         fft_dtype = FFT_DTYPES[fft_precision]
         self.register_buffer(
             "window", torch.hann_window(n_fft, periodic=True, dtype=fft_dtype), persistent=False
@@ -103,10 +117,8 @@ class LogMelSpectrogram(torch.nn.Module):
         Tensor of shape (batch, n_mels, n_frames)
         """
         pad = self.n_fft // 2
-        # librosa pads with zeros ("constant"); torch.stft's default "reflect" differs at the
-        # edges by up to 15 dB. Padding once here lets each chunk below be framed exactly.
-        padded = torch.nn.functional.pad(waveforms, (pad, pad))
-        n_frames = int(n_frames_for(waveforms.shape[-1], self.n_fft, self.hop_length))
+        n_samples = waveforms.shape[-1]
+        n_frames = int(n_frames_for(n_samples, self.n_fft, self.hop_length))
         # Work in blocks of about `max_frames_per_chunk` frames (several short clips, or part
         # of a long one): the windowed frames of a block stay in cache, which makes the
         # float64 FFT ~4x faster than one pass over a batch of 64 five-second clips.
@@ -117,14 +129,24 @@ class LogMelSpectrogram(torch.nn.Module):
             clips = slice(first, first + clips_per_block)
             for start in range(0, n_frames, frames_per_block):
                 stop = min(n_frames, start + frames_per_block)
-                samples = slice(start * self.hop_length, (stop - 1) * self.hop_length + self.n_fft)
-                segment = padded[clips, samples].to(self.window.dtype)
-                frames = segment.unfold(-1, self.n_fft, self.hop_length) * self.window
-                spectrum = torch.view_as_real(torch.fft.rfft(frames, dim=-1))
-                power = spectrum[..., 0].square().add_(spectrum[..., 1].square())
-                output[clips, start:stop] = torch.matmul(
-                    power.to(self.mel_basis.dtype), self.mel_basis.T
-                )
+                # The block's samples, centred: librosa pads with zeros ("constant");
+                # torch.stft's default "reflect" differs at the edges by up to 15 dB. Only
+                # the blocks at the ends are padded, not a copy of the whole batch.
+                begin = start * self.hop_length - pad
+                end = (stop - 1) * self.hop_length + self.n_fft - pad
+                segment = waveforms[clips, max(begin, 0) : min(end, n_samples)]
+                if begin < 0 or end > n_samples:
+                    segment = torch.nn.functional.pad(
+                        segment, (max(-begin, 0), max(end - n_samples, 0))
+                    )
+                frames = segment.to(self.window.dtype).unfold(-1, self.n_fft, self.hop_length)
+                spectrum = torch.fft.rfft(frames * self.window, dim=-1)
+                power = spectrum.real.square().add_(spectrum.imag.square())
+                power = power.to(self.mel_basis.dtype)
+                for group, (low, high, first, last) in enumerate(self.mel_groups):
+                    output[clips, start:stop, low:high] = torch.matmul(
+                        power[..., first:last], getattr(self, f"mel_group_{group}")
+                    )
         return output.transpose(1, 2)
 
     def forward(self, waveforms: torch.Tensor, n_samples: torch.Tensor | None = None):
