@@ -75,6 +75,20 @@ def test_equals_librosa_with_other_parameters():
     np.testing.assert_allclose(output[0, 0], reference, atol=1e-3, rtol=0)
 
 
+@pytest.mark.filterwarnings("ignore:Empty filters detected:UserWarning")  # librosa's, 256 mels
+@pytest.mark.parametrize("n_mels", [1, 31, 33, 100, 256])
+def test_grouped_mel_product_equals_librosa_for_any_number_of_mels(n_mels):
+    # The mel projection runs in groups of filters over the bins each group covers; a
+    # group count that does not divide n_mels, or filters wider than a group, must not
+    # change the mel power librosa computes.
+    clip = random_clips(1, 16000, seed=n_mels)[0]
+    params = {**SPEC, "n_mels": n_mels}
+    module = LogMelSpectrogram(sample_rate=32000, **params)
+    power = module.mel_power(torch.from_numpy(clip)[None].double())[0].numpy()
+    reference = librosa.feature.melspectrogram(y=clip.astype(np.float64), sr=32000, **params)
+    np.testing.assert_allclose(power, reference, rtol=1e-4, atol=1e-10)
+
+
 def test_equals_librosa_on_the_test_files(data_dir):
     paths = [data_dir / "stereo_44k1.wav", data_dir / "chirp_22k05.flac"]
     output = MelSpectrogramTransformer(duration=1.0).fit_transform(paths)
