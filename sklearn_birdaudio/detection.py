@@ -53,6 +53,7 @@ PROGRESS_FORMAT = (  # seconds of audio, rounded
     "[{elapsed}<{remaining}, {rate_fmt}{postfix}]"
 )
 READ_BLOCK_SECONDS = 60.0  # audio decoded per read; bounds memory with the batch
+READ_AHEAD_BLOCKS = 1  # blocks decoded by a background thread while the model scores
 MAX_WINDOW_SAMPLES = 2**62  # longer windows than any recording (and than a float can count)
 
 
@@ -210,6 +211,64 @@ def _windows(blocks: Iterator[np.ndarray], grid: _Grid) -> Iterator[tuple[int, n
         yield next_start, buffer[next_start - buffer_start :].copy()
 
 
+class _ReadAhead:
+    """Iterate ``blocks`` with up to ``depth`` of them decoded ahead in a thread.
+
+    Decoding and resampling run in native code that releases the GIL, so the next block
+    is read while the model scores this one. Items and exceptions arrive in order: an
+    error part-way through a file is raised where the plain iterator would raise it.
+    Closing the iterator (or dropping it) stops the thread.
+    """
+
+    _END = object()
+
+    def __init__(self, blocks: Iterator[np.ndarray], depth: int):
+        import queue
+        import threading
+
+        self._queue = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._read, args=(blocks,), daemon=True)
+        self._thread.start()
+
+    def _put(self, item) -> bool:
+        import queue
+
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _read(self, blocks) -> None:
+        try:
+            for block in blocks:
+                if not self._put((block, None)):
+                    return
+        except BaseException as error:  # handed to the consumer, raised there
+            self._put((None, error))
+            return
+        finally:
+            close = getattr(blocks, "close", None)
+            if close is not None and self._stop.is_set():
+                close()
+        self._put((self._END, None))
+
+    def __iter__(self):
+        try:
+            while True:
+                block, error = self._queue.get()
+                if error is not None:
+                    raise error
+                if block is self._END:
+                    return
+                yield block
+        finally:
+            self._stop.set()
+
+
 def _batches(windows, batch_size: int) -> Iterator[tuple[list[int], list[np.ndarray]]]:
     starts, batch = [], []
     for start, window in windows:
@@ -233,6 +292,8 @@ def _score_stream(model, source, grid: _Grid, batch_size: int, input_sample_rate
         sample_rate=grid.sample_rate,
         source_rate=input_sample_rate,
     )
+    if READ_AHEAD_BLOCKS > 0:
+        blocks = iter(_ReadAhead(blocks, READ_AHEAD_BLOCKS))
     for starts, batch in _batches(_windows(blocks, grid), batch_size):
         probabilities = np.asarray(model.predict_proba(batch), dtype=np.float64)
         ends = [start + window.shape[0] for start, window in zip(starts, batch, strict=True)]

@@ -391,3 +391,50 @@ def test_streaming_memory_does_not_grow_with_the_recording(tmp_path):
     assert n_rows == 3600 * 4  # every window and class, min_confidence=0
     waveform_mb = 3600 * SAMPLE_RATE * 4 / 2**20
     assert after - before < waveform_mb / 4, (before, after, waveform_mb)
+
+
+# -- reading ahead ----------------------------------------------------------------------
+
+
+def test_read_ahead_gives_the_blocks_in_order_then_the_error_where_it_happened():
+    def blocks():
+        yield from (np.full(3, index, dtype=np.float32) for index in range(5))
+        raise detection.AudioError("truncated at block 5")
+
+    received = []
+    with pytest.raises(detection.AudioError, match="block 5"):
+        for block in detection._ReadAhead(blocks(), depth=2):
+            received.append(int(block[0]))
+    assert received == [0, 1, 2, 3, 4]
+
+
+def test_read_ahead_stops_its_thread_when_the_consumer_stops():
+    closed = []
+
+    def endless():
+        try:
+            while True:
+                yield np.zeros(4, dtype=np.float32)
+        finally:
+            closed.append(True)
+
+    reader = detection._ReadAhead(endless(), depth=1)
+    for count, _ in enumerate(reader):
+        if count == 3:
+            break
+    reader._thread.join(timeout=5)
+    assert not reader._thread.is_alive() and closed == [True]
+
+
+def test_detections_with_and_without_read_ahead_are_identical(
+    trained, recording, write_audio, monkeypatch
+):
+    model, _ = trained
+    waveform, _ = recording
+    path = write_audio("song.wav", waveform, SAMPLE_RATE, subtype="FLOAT")
+    monkeypatch.setattr(detection, "READ_BLOCK_SECONDS", 1.0)  # several blocks per file
+    ahead = detect(model, [path], verbose=0, min_confidence=0.0)
+    monkeypatch.setattr(detection, "READ_AHEAD_BLOCKS", 0)
+    plain = detect(model, [path], verbose=0, min_confidence=0.0)
+    assert len(plain) > 0
+    pd.testing.assert_frame_equal(ahead, plain)
