@@ -295,10 +295,10 @@ def _mix_and_resample(
             f"{name}: {waveform.shape[-1]} sample(s) at {source_rate} Hz is shorter than one "
             f"sample at sample_rate={sample_rate} Hz; expected a longer recording."
         )
-    if mono:
-        waveform = waveform.mean(axis=0, dtype=np.float32)
-    elif waveform.shape[0] == 1:
+    if waveform.shape[0] == 1:  # already mono: no pass over the samples to "average" it
         waveform = waveform[0]
+    elif mono:
+        waveform = waveform.mean(axis=0, dtype=np.float32)
     if source_rate != sample_rate:
         # soxr works on (n_samples, n_channels); mono stays 1-D.
         waveform = soxr.resample(waveform.T, source_rate, sample_rate, quality=RESAMPLE_QUALITY).T
