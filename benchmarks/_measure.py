@@ -41,3 +41,11 @@ def write_between_markers(path, name: str, text: str) -> None:
     if not pattern.search(content):
         raise SystemExit(f"{path}: no <!-- {name}:begin --> ... <!-- {name}:end --> markers")
     path.write_text(pattern.sub(lambda match: match[1] + text + match[2], content))
+
+
+def publish(text: str, docs, name: str) -> None:
+    """Print a benchmark's tables and, when ``docs`` is given, write them between its markers."""
+    print(text)
+    if docs:
+        write_between_markers(docs, name, text)
+        print(f"Written to {docs}")

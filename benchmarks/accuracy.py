@@ -36,7 +36,7 @@ from pathlib import Path
 import joblib
 import numpy as np
 import torch
-from _measure import write_between_markers
+from _measure import publish
 from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import average_precision_score
@@ -182,11 +182,12 @@ def main() -> None:
         for seed, member in enumerate(model.estimators_ if args.seeds > 1 else [])
     }
     # The same fitted network, its windows aggregated the other way (a prediction setting).
-    other = {"max": "mean", "mean": "max"}[first.aggregation]
+    aggregation = first.aggregation
+    other = "mean" if aggregation == "max" else "max"
     seed_rows[f"one network (random_state=0), windows aggregated by {other}"] = first.set_params(
         aggregation=other
     ).predict_proba(features_test)
-    first.set_params(aggregation={"max": "mean", "mean": "max"}[other])
+    first.set_params(aggregation=aggregation)
     training_fit = scores_of(
         np.asarray(Y_train), primary_train, model.predict_proba(features_train)
     )
@@ -203,7 +204,7 @@ def main() -> None:
     reference = scores_of(targets, primary, classical)
     low, high = bootstrap_interval(targets, probabilities)
     epochs = len(first.history_)
-    held_out = "20 % of train (validation)" if args.validation else "test"
+    scored_on = "20 % of train (validation)" if args.validation else "test"
     name = f"ensemble of {args.seeds} seeds (VotingClassifier)" if args.seeds > 1 else "one network"
 
     def cells(scores, bold=False):
@@ -214,7 +215,7 @@ def main() -> None:
     lines = [
         f"2-core {platform.processor() or platform.machine()} ({os.cpu_count()} cores), torch "
         f"{torch.__version__}, {torch.get_num_threads()} threads. Settings: {settings}; "
-        f"{epochs} epochs; scored on {held_out}. Wall time: features {feature_seconds:.0f} s, "
+        f"{epochs} epochs; scored on {scored_on}. Wall time: features {feature_seconds:.0f} s, "
         f"training {train_seconds:.0f} s, prediction {predict_seconds:.0f} s.",
         "",
         "| model | " + " | ".join(ours) + " |",
@@ -233,7 +234,7 @@ def main() -> None:
         "primary label and the subset accuracy (every species of the recording, and no "
         "other, at 0.5).",
         "",
-        f"| | training ({len(X_train)} recordings) | {held_out} ({len(X_test)} recordings) |",
+        f"| | training ({len(X_train)} recordings) | {scored_on} ({len(X_test)} recordings) |",
         "|---|---|---|",
         *(
             f"| {metric} | {training_fit[metric]:.3f} | {ours[metric]:.3f} |"
@@ -258,10 +259,7 @@ def main() -> None:
         )
         lines.append(f"| {name} | {positives} | {value} |")
     text = "\n".join(lines) + "\n"
-    print(text)
-    if args.docs:
-        write_between_markers(args.docs, "accuracy", text)
-        print(f"Written to {args.docs}")
+    publish(text, args.docs, "accuracy")
 
 
 if __name__ == "__main__":

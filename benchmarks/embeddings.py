@@ -34,7 +34,7 @@ from pathlib import Path
 
 import joblib
 import numpy as np
-from _measure import write_between_markers
+from _measure import publish
 from accuracy import MANIFEST, bootstrap_interval, scores_of
 from sklearn.frozen import FrozenEstimator
 from sklearn.model_selection import GridSearchCV, KFold, StratifiedKFold
@@ -220,10 +220,7 @@ def main() -> None:
         f"2**.",
     ]
     text = "\n".join(lines) + "\n"
-    print(text)
-    if args.docs:
-        write_between_markers(args.docs, "embeddings", text)
-        print(f"Written to {args.docs}")
+    publish(text, args.docs, "embeddings")
 
 
 def _clone(model):

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _measure import best_seconds, write_between_markers
+from _measure import best_seconds, publish
 from detection import DATA, default_model
 from log_mel import librosa_log_mel
 
@@ -234,10 +234,7 @@ def main() -> None:
     ]
     text = "\n".join(header + lines) + "\n"
     print()
-    print(text)
-    if args.docs:
-        write_between_markers(args.docs, "speed", text)
-        print(f"Written to {args.docs}")
+    publish(text, args.docs, "speed")
 
 
 if __name__ == "__main__":

@@ -24,6 +24,8 @@ import logging
 import math
 import numbers
 import os
+import queue
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
@@ -223,17 +225,12 @@ class _ReadAhead:
     _END = object()
 
     def __init__(self, blocks: Iterator[np.ndarray], depth: int):
-        import queue
-        import threading
-
         self._queue = queue.Queue(maxsize=depth)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._read, args=(blocks,), daemon=True)
         self._thread.start()
 
     def _put(self, item) -> bool:
-        import queue
-
         while not self._stop.is_set():
             try:
                 self._queue.put(item, timeout=0.1)

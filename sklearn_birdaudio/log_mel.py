@@ -89,17 +89,11 @@ class LogMelSpectrogram(torch.nn.Module):
         self.register_buffer("mel_basis", torch.from_numpy(mel_basis), persistent=False)
         # Each mel filter covers a few FFT bins, so groups of MEL_GROUP filters need only
         # the bins their filters cover: a quarter of the dense product's work at 128 mels.
-        self.mel_groups = []
-        for group, low in enumerate(range(0, n_mels, MEL_GROUP)):
-            rows = mel_basis[low : low + MEL_GROUP]
-            covered = np.flatnonzero(rows.any(axis=0))
+        self.mel_groups = []  # (first filter, end filter, first bin, end bin)
+        for low in range(0, n_mels, MEL_GROUP):
+            covered = np.flatnonzero(mel_basis[low : low + MEL_GROUP].any(axis=0))
             first, last = (int(covered[0]), int(covered[-1]) + 1) if covered.size else (0, 1)
-            self.register_buffer(
-                f"mel_group_{group}",
-                torch.from_numpy(np.ascontiguousarray(rows[:, first:last].T)),
-                persistent=False,
-            )
-            self.mel_groups.append((low, low + len(rows), first, last))
+            self.mel_groups.append((low, min(low + MEL_GROUP, n_mels), first, last))
         fft_dtype = FFT_DTYPES[fft_precision]
         self.register_buffer(
             "window", torch.hann_window(n_fft, periodic=True, dtype=fft_dtype), persistent=False
@@ -143,9 +137,9 @@ class LogMelSpectrogram(torch.nn.Module):
                 spectrum = torch.fft.rfft(frames * self.window, dim=-1)
                 power = spectrum.real.square().add_(spectrum.imag.square())
                 power = power.to(self.mel_basis.dtype)
-                for group, (low, high, first, last) in enumerate(self.mel_groups):
+                for low, high, first, last in self.mel_groups:
                     output[clips, start:stop, low:high] = torch.matmul(
-                        power[..., first:last], getattr(self, f"mel_group_{group}")
+                        power[..., first:last], self.mel_basis[low:high, first:last].T
                     )
         return output.transpose(1, 2)
 
