@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import json
 import logging
 import numbers
 import os
 import pickle
 import warnings
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +35,7 @@ from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 from skorch import NeuralNet
 from skorch.callbacks import Callback, EarlyStopping, EpochScoring, LRScheduler
-from skorch.dataset import ValidSplit
+from skorch.dataset import ValidSplit, unpack_data
 from skorch.history import History
 from skorch.utils import to_tensor
 
@@ -47,10 +49,18 @@ __all__ = ["AttentionCNNClassifier", "TrainingCheckpoint"]
 logger = logging.getLogger(__name__)
 
 AGGREGATIONS = ("max", "mean")
+INFERENCE_PATHS = ("fused", "eager", "compiled")
 CHECKPOINT_FILE = "checkpoint.pt"
 CHECKPOINT_FORMAT = 2  # 2: the augmentations' generator
+# The fast copy of each fitted module (see ``inference``), with the fingerprint of the
+# weights it was made from. Kept outside the estimator: predicting must not change its
+# ``__dict__`` (scikit-learn's rule), and the copy is never pickled. An entry goes with
+# its module.
+_FAST_MODULES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 # Parameters that do not change what training computes: a run resumes whatever their value.
-NOT_PART_OF_THE_RUN = frozenset({"checkpoint_dir", "verbose", "device", "threshold", "callbacks"})
+NOT_PART_OF_THE_RUN = frozenset(
+    {"checkpoint_dir", "verbose", "device", "threshold", "callbacks", "inference"}
+)
 
 
 def _n_valid_frames(spectrograms: np.ndarray) -> np.ndarray:
@@ -403,6 +413,21 @@ class AttentionCNNClassifier(ClassifierMixin, NeuralNet):
         default network on 2 cores, benchmarks/model.py: activations stay in cache) and
         lightest in memory, and ``batch_size`` on CUDA. ``iterator_valid__batch_size``,
         when given, wins.
+    inference : {"fused", "eager", "compiled"}, default="fused"
+        How the fitted network runs when predicting and validating (training is
+        unaffected); every path runs under ``torch.inference_mode``.
+
+        - ``"fused"``: a copy of the network with its batch norms folded into the
+          convolutions and, on the CPU, channels-last weights
+          (:meth:`AttentionCNN.for_inference`). It gives the same probabilities as
+          ``"eager"`` up to float rounding and is rebuilt whenever the weights change.
+          A module without ``for_inference`` runs as it is.
+        - ``"eager"``: the trained module itself.
+        - ``"compiled"``: the fused copy through ``torch.compile`` (``compile__...``
+          parameters are passed on). The first prediction after every change of weights
+          compiles, for seconds to a minute, and the CPU needs a C++ compiler.
+
+        ``benchmarks/speed.py`` measures the three (docs/benchmarks.md).
     random_state : int, RandomState or None, default=None
         Seeds the weights, the validation split, the shuffling, the windows and dropout,
         without touching the global generators. On the CPU, two fits with the same integer
@@ -477,6 +502,7 @@ class AttentionCNNClassifier(ClassifierMixin, NeuralNet):
         hop_length: int = 512,
         threshold: float = 0.5,
         predict_batch_size: int | None = None,
+        inference: str = "fused",
         random_state=None,
         checkpoint_dir: str | os.PathLike | None = None,
         device: str = "auto",
@@ -507,6 +533,7 @@ class AttentionCNNClassifier(ClassifierMixin, NeuralNet):
         self.hop_length = hop_length
         self.threshold = threshold
         self.predict_batch_size = predict_batch_size
+        self.inference = inference
         self.random_state = random_state
         self.checkpoint_dir = checkpoint_dir
 
@@ -541,6 +568,7 @@ class AttentionCNNClassifier(ClassifierMixin, NeuralNet):
             self.device = requested
 
     def __setstate__(self, state):
+        state.setdefault("inference", "fused")  # pickled before the parameter existed
         requested = state["device"]
         if requested not in (None, "auto"):
             # skorch maps tensors saved on an unavailable CUDA device to the CPU and sets
@@ -695,6 +723,8 @@ class AttentionCNNClassifier(ClassifierMixin, NeuralNet):
             )
         if not 0 < self.threshold < 1:
             raise ValueError(f"threshold must be in (0, 1), got {self.threshold!r}.")
+        if self.inference not in INFERENCE_PATHS:
+            raise ValueError(f"inference must be one of {INFERENCE_PATHS}, got {self.inference!r}.")
         make_augmentation(self.augment)  # raises on what it cannot use
         size = self.predict_batch_size
         if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
@@ -802,12 +832,49 @@ class AttentionCNNClassifier(ClassifierMixin, NeuralNet):
         self.optimizer_.load_state_dict(state["optimizer"])
         self.history_ = History(state["metadata"]["history"])
 
+    def evaluation_step(self, batch, training=False):
+        """Forward pass for prediction; without training, under ``torch.inference_mode``."""
+        if training:
+            return super().evaluation_step(batch, training=True)
+        self.check_is_fitted()
+        Xi, _ = unpack_data(batch)
+        with torch.inference_mode():
+            self._set_training(False)
+            return self.infer(Xi)
+
+    def _inference_module(self) -> torch.nn.Module:
+        """The module that scores batches: ``module_`` in training, else per ``inference``.
+
+        The fused (or compiled) copy is cached (in ``_FAST_MODULES``) with a fingerprint
+        of the weights it was made from: each tensor's storage and version counter, which
+        every in-place update (an optimizer step, ``load_state_dict``, running
+        statistics) increments. Any change of weights therefore rebuilds it.
+        """
+        module = self.module_
+        if module.training or self.inference == "eager":
+            return module
+        plain = getattr(module, "_orig_mod", module)  # skorch's compile=True wraps it
+        tensors = itertools.chain(plain.parameters(), plain.buffers())
+        fingerprint = (id(plain), self.inference, *((t.data_ptr(), t._version) for t in tensors))
+        cached = _FAST_MODULES.get(plain)
+        if cached is not None and cached[0] == fingerprint:
+            return cached[1]
+        fast = plain
+        if hasattr(plain, "for_inference"):
+            on_cpu = all(t.device.type == "cpu" for t in plain.parameters())
+            fast = plain.for_inference(channels_last=on_cpu)  # measured on the CPU only
+        if self.inference == "compiled":
+            fast = torch.compile(fast, **self.get_params_for("compile"))
+        _FAST_MODULES[plain] = (fingerprint, fast)
+        return fast
+
     def infer(self, x, **fit_params):
         """Logits of a batch; inputs longer than the window are scored window by window."""
         x = to_tensor(x, device=self.device)
+        network = self._inference_module()
         window = self._window_frames
         if x.shape[-1] <= window:
-            return self.module_(x)
+            return network(x)
         n_valid = (~torch.isnan(x[:, 0, 0, :])).sum(dim=1).tolist()
         # Each recording gets the grid of its own length, so padding never shifts it.
         grid = [
@@ -819,9 +886,7 @@ class AttentionCNNClassifier(ClassifierMixin, NeuralNet):
         size = self._predict_batch_size if self._predict_batch_size > 0 else len(grid)
         logits = torch.cat(
             [
-                self.module_(
-                    torch.stack([x[row, ..., start : start + window] for row, start in chunk])
-                )
+                network(torch.stack([x[row, ..., start : start + window] for row, start in chunk]))
                 for chunk in (grid[first : first + size] for first in range(0, len(grid), size))
             ]
         )

@@ -19,6 +19,7 @@ model's pipeline pads it as it pads short training clips) and reported with its 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import math
@@ -27,11 +28,12 @@ import os
 import queue
 import threading
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from joblib import Parallel, delayed
+import torch
 from sklearn.utils.validation import check_is_fitted
 from tqdm.auto import tqdm
 
@@ -55,7 +57,9 @@ PROGRESS_FORMAT = (  # seconds of audio, rounded
     "[{elapsed}<{remaining}, {rate_fmt}{postfix}]"
 )
 READ_BLOCK_SECONDS = 60.0  # audio decoded per read; bounds memory with the batch
-READ_AHEAD_BLOCKS = 1  # blocks decoded by a background thread while the model scores
+# Batches of windows a background thread decodes, resamples and cuts while the model
+# scores the current one (0: all in the calling thread).
+READ_AHEAD_BATCHES = 1
 MAX_WINDOW_SAMPLES = 2**62  # longer windows than any recording (and than a float can count)
 
 
@@ -203,7 +207,7 @@ def _windows(blocks: Iterator[np.ndarray], grid: _Grid) -> Iterator[tuple[int, n
         buffer = np.concatenate([buffer, block]) if buffer.size else block
         while next_start + grid.window <= buffer_start + buffer.shape[0]:
             offset = next_start - buffer_start
-            yield next_start, buffer[offset : offset + grid.window].copy()
+            yield next_start, buffer[offset : offset + grid.window]  # a view: no copy
             next_start += grid.hop
         consumed = min(next_start - buffer_start, buffer.shape[0])
         buffer, buffer_start = buffer[consumed:], buffer_start + consumed
@@ -214,12 +218,12 @@ def _windows(blocks: Iterator[np.ndarray], grid: _Grid) -> Iterator[tuple[int, n
 
 
 class _ReadAhead:
-    """Iterate ``blocks`` with up to ``depth`` of them decoded ahead in a thread.
+    """Iterate ``blocks`` with up to ``depth`` of them produced ahead in a thread.
 
-    Decoding and resampling run in native code that releases the GIL, so the next block
-    is read while the model scores this one. Items and exceptions arrive in order: an
-    error part-way through a file is raised where the plain iterator would raise it.
-    Closing the iterator (or dropping it) stops the thread.
+    Decoding and resampling run in native code that releases the GIL, so the next batch
+    of windows is read while the model scores this one. Items and exceptions arrive in
+    order: an error part-way through a file is raised where the plain iterator would
+    raise it. Closing the iterator (or dropping it) stops the thread.
     """
 
     _END = object()
@@ -289,9 +293,12 @@ def _score_stream(model, source, grid: _Grid, batch_size: int, input_sample_rate
         sample_rate=grid.sample_rate,
         source_rate=input_sample_rate,
     )
-    if READ_AHEAD_BLOCKS > 0:
-        blocks = iter(_ReadAhead(blocks, READ_AHEAD_BLOCKS))
-    for starts, batch in _batches(_windows(blocks, grid), batch_size):
+    batches = _batches(_windows(blocks, grid), batch_size)
+    if READ_AHEAD_BATCHES > 0:
+        # Whole batches ahead, not blocks: the model then scores one batch while the
+        # next is decoded (a block of 60 s is a fifth of a batch of 64 five-second windows).
+        batches = iter(_ReadAhead(batches, READ_AHEAD_BATCHES))
+    for starts, batch in batches:
         probabilities = np.asarray(model.predict_proba(batch), dtype=np.float64)
         ends = [start + window.shape[0] for start, window in zip(starts, batch, strict=True)]
         yield np.asarray(starts), np.asarray(ends), probabilities
@@ -581,8 +588,11 @@ def detect(
         Windows scored at once; with ``window_seconds=5`` at 32 kHz, 64 windows hold
         41 MB of audio.
     n_jobs : int or None, default=1
-        Recordings scored in parallel processes (joblib; ``-1`` uses every core). Each
-        process gets ``cores / n_jobs`` torch threads.
+        Recordings scored at once, in threads of this process (``-1``: one per core),
+        longest first. Each thread scores with its own copy of the model, and torch gets
+        ``cores / n_jobs`` threads for the duration of the call (restored afterwards).
+        With several files, ``n_jobs=-1`` is the fastest setting on a multi-core CPU
+        (``benchmarks/speed.py``).
     input_sample_rate : int, optional
         Sample rate of waveform sources; by default the rate the model takes.
     verbose : int, default=1
@@ -641,9 +651,10 @@ def detect(
         repeated = sorted({name for name in names if names.count(name) > 1})
         raise ValueError(f"sources lists the same file more than once: {repeated}.")
 
-    expected = sum(
+    lengths = [
         _expected_seconds(source, grid.sample_rate, input_sample_rate) for source in source_list
-    )
+    ]
+    expected = sum(lengths)
     if client is not None and n_jobs not in (1, None):
         raise ValueError(
             f"n_jobs={n_jobs!r} and client are exclusive: the cluster's workers score the "
@@ -662,7 +673,7 @@ def detect(
         bar_format=PROGRESS_FORMAT,
         disable=not verbose,
     ) as bar:
-        for result in _run(model, source_list, names, arguments, n_jobs, client, bar):
+        for result in _run(model, source_list, names, lengths, arguments, n_jobs, client, bar):
             results[result.name] = result
             bar.set_postfix(files=f"{len(results)}/{len(names)}")
             if on_file is not None:
@@ -700,10 +711,13 @@ class _Assembly:
         return detections
 
 
-def _run(model, source_list, names, arguments, n_jobs, client, bar) -> Iterator[_FileResult]:
-    """Score each source: in this process, in ``n_jobs`` processes or on a Dask cluster.
+def _run(
+    model, source_list, names, lengths, arguments, n_jobs, client, bar
+) -> Iterator[_FileResult]:
+    """Score each source: in this thread, in ``n_jobs`` threads or on a Dask cluster.
 
-    The progress bar advances per batch of windows here, per file elsewhere.
+    The progress bar advances per batch of windows here and in threads, per file on a
+    cluster.
     """
     if client is not None:
         from .distributed import detect_on_cluster
@@ -717,13 +731,50 @@ def _run(model, source_list, names, arguments, n_jobs, client, bar) -> Iterator[
         for source, name in zip(source_list, names, strict=True):
             yield _detect_one(model, source, name, *arguments, progress=bar.update)
         return
+    yield from _run_in_threads(model, source_list, names, lengths, arguments, n_workers, bar)
+
+
+def _run_in_threads(model, source_list, names, lengths, arguments, n_workers, bar):
+    """Score the sources in ``n_workers`` threads, longest first, results as they finish.
+
+    The heavy parts (decoding, resampling, FFTs, convolutions) release the GIL, so the
+    threads run in parallel without the start-up and pickling costs of processes. A model
+    is not safe to share between threads (a skorch net switches its ``device`` attribute
+    while predicting), so each thread scores with its own copy.
+    """
+    copies = threading.local()
+    lock = threading.Lock()  # the bar is updated from several threads
+
+    def progress(seconds):
+        with lock:
+            bar.update(seconds)
+
+    def score(source, name):
+        if not hasattr(copies, "model"):
+            copies.model = copy.deepcopy(model)
+        return _detect_one(copies.model, source, name, *arguments, progress=progress)
+
+    order = sorted(range(len(source_list)), key=lambda index: -lengths[index])
     threads = max(1, (os.cpu_count() or 1) // n_workers)
-    for result in Parallel(n_jobs=n_workers, return_as="generator_unordered")(
-        delayed(_detect_one_with_threads)(threads, model, source, name, *arguments)
-        for source, name in zip(source_list, names, strict=True)
-    ):
-        bar.update(result.duration_s or 0.0)
-        yield result
+    with _torch_threads(threads):
+        pool = ThreadPoolExecutor(n_workers, thread_name_prefix="detect")
+        try:
+            futures = [pool.submit(score, source_list[i], names[i]) for i in order]
+            for future in as_completed(futures):
+                yield future.result()
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+@contextlib.contextmanager
+def _torch_threads(n_threads: int):
+    """Set torch's intra-op threads for the duration, then restore them."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n_threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _effective_n_jobs(n_jobs) -> int:
@@ -733,10 +784,3 @@ def _effective_n_jobs(n_jobs) -> int:
         raise ValueError(f"n_jobs must be a non-zero integer or None, got {n_jobs!r}.")
     cores = os.cpu_count() or 1
     return int(n_jobs) if n_jobs > 0 else max(1, cores + 1 + int(n_jobs))
-
-
-def _detect_one_with_threads(threads: int, *arguments) -> _FileResult:
-    import torch
-
-    torch.set_num_threads(threads)
-    return _detect_one(*arguments)

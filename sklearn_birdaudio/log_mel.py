@@ -87,6 +87,14 @@ class LogMelSpectrogram(torch.nn.Module):
             sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax, dtype=np.float32
         )
         self.register_buffer("mel_basis", torch.from_numpy(mel_basis), persistent=False)
+        # The basis with every column twice: it multiplies the squared real and imaginary
+        # parts of the spectrum as they lie in memory, interleaved, so the power
+        # |X|^2 = re^2 + im^2 is never formed (a strided pass over the spectrum).
+        self.register_buffer(
+            "interleaved_mel_basis",
+            torch.from_numpy(np.repeat(mel_basis, 2, axis=1)),
+            persistent=False,
+        )
         # Each mel filter covers a few FFT bins, so groups of MEL_GROUP filters need only
         # the bins their filters cover: a quarter of the dense product's work at 128 mels.
         self.mel_groups = []  # (first filter, end filter, first bin, end bin)
@@ -110,7 +118,6 @@ class LogMelSpectrogram(torch.nn.Module):
         -------
         Tensor of shape (batch, n_mels, n_frames)
         """
-        pad = self.n_fft // 2
         n_samples = waveforms.shape[-1]
         n_frames = int(n_frames_for(n_samples, self.n_fft, self.hop_length))
         # Work in blocks of about `max_frames_per_chunk` frames (several short clips, or part
@@ -123,25 +130,48 @@ class LogMelSpectrogram(torch.nn.Module):
             clips = slice(first, first + clips_per_block)
             for start in range(0, n_frames, frames_per_block):
                 stop = min(n_frames, start + frames_per_block)
-                # The block's samples, centred: librosa pads with zeros ("constant");
-                # torch.stft's default "reflect" differs at the edges by up to 15 dB. Only
-                # the blocks at the ends are padded, not a copy of the whole batch.
-                begin = start * self.hop_length - pad
-                end = (stop - 1) * self.hop_length + self.n_fft - pad
-                segment = waveforms[clips, max(begin, 0) : min(end, n_samples)]
-                if begin < 0 or end > n_samples:
-                    segment = torch.nn.functional.pad(
-                        segment, (max(-begin, 0), max(end - n_samples, 0))
-                    )
-                frames = segment.to(self.window.dtype).unfold(-1, self.n_fft, self.hop_length)
-                spectrum = torch.fft.rfft(frames * self.window, dim=-1)
-                power = spectrum.real.square().add_(spectrum.imag.square())
-                power = power.to(self.mel_basis.dtype)
+                frames = self._windowed_frames(waveforms[clips], start, stop)
+                spectrum = torch.fft.rfft(frames, dim=-1)
+                # (re, im) pairs, squared in place: (batch, frames, 2 * n_bins)
+                squares = torch.view_as_real(spectrum).flatten(-2).square_()
+                squares = squares.to(self.mel_basis.dtype)
+                basis = self.interleaved_mel_basis
                 for low, high, first, last in self.mel_groups:
                     output[clips, start:stop, low:high] = torch.matmul(
-                        power[..., first:last], self.mel_basis[low:high, first:last].T
+                        squares[..., 2 * first : 2 * last], basis[low:high, 2 * first : 2 * last].T
                     )
         return output.transpose(1, 2)
+
+    def _windowed_frames(self, clips: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+        """Frames ``start`` to ``stop`` of centred clips, times the window, in FFT precision.
+
+        The clips are centred as librosa centres them, with zeros ("constant";
+        ``torch.stft``'s default "reflect" differs at the edges by up to 15 dB). Only the
+        frames that reach past an end are built from a zero-padded copy of their samples;
+        the others are read from the clips in place, so no padded copy of a clip is made.
+        """
+        n_fft, hop, pad = self.n_fft, self.hop_length, self.n_fft // 2
+        n_samples = clips.shape[-1]
+        frames = clips.new_empty((clips.shape[0], stop - start, n_fft), dtype=self.window.dtype)
+        # Frames [inner_start, inner_stop) lie inside the samples.
+        inner_start = min(max(start, -(-pad // hop)), stop)
+        inner_stop = max(min(stop, (n_samples + pad - n_fft) // hop + 1), inner_start)
+        for first, last in ((start, inner_start), (inner_start, inner_stop), (inner_stop, stop)):
+            if first == last:
+                continue
+            begin = first * hop - pad
+            end = (last - 1) * hop + n_fft - pad
+            segment = clips[:, max(begin, 0) : min(end, n_samples)].to(self.window.dtype)
+            if begin < 0 or end > n_samples:
+                segment = torch.nn.functional.pad(
+                    segment, (max(-begin, 0), max(end - n_samples, 0))
+                )
+            torch.mul(
+                segment.unfold(-1, n_fft, hop),
+                self.window,
+                out=frames[:, first - start : last - start],
+            )
+        return frames
 
     def forward(self, waveforms: torch.Tensor, n_samples: torch.Tensor | None = None):
         """Log-mel spectrograms in dB; frames past each input's length are NaN.
@@ -157,7 +187,8 @@ class LogMelSpectrogram(torch.nn.Module):
         -------
         Tensor of shape (batch, n_mels, n_frames)
         """
-        decibels = 10.0 * torch.log10(torch.clamp(self.mel_power(waveforms), min=AMIN))
+        # In place: every new tensor of this size is a fresh mapping of memory to fault in.
+        decibels = self.mel_power(waveforms).clamp_(min=AMIN).log10_().mul_(10.0)
         if n_samples is None:
             valid = None
             peak = decibels.amax(dim=(1, 2), keepdim=True)
@@ -167,7 +198,7 @@ class LogMelSpectrogram(torch.nn.Module):
             valid = (frames[None, :] < lengths[:, None])[:, None, :]
             peak = decibels.masked_fill(~valid, -torch.inf).amax(dim=(1, 2), keepdim=True)
         if self.top_db is not None:
-            decibels = torch.maximum(decibels, peak - self.top_db)
+            decibels = torch.maximum(decibels, peak - self.top_db, out=decibels)
         if valid is not None:
             decibels = decibels.masked_fill(~valid, torch.nan)
         return decibels

@@ -434,7 +434,7 @@ def test_detections_with_and_without_read_ahead_are_identical(
     path = write_audio("song.wav", waveform, SAMPLE_RATE, subtype="FLOAT")
     monkeypatch.setattr(detection, "READ_BLOCK_SECONDS", 1.0)  # several blocks per file
     ahead = detect(model, [path], verbose=0, min_confidence=0.0)
-    monkeypatch.setattr(detection, "READ_AHEAD_BLOCKS", 0)
+    monkeypatch.setattr(detection, "READ_AHEAD_BATCHES", 0)
     plain = detect(model, [path], verbose=0, min_confidence=0.0)
     assert len(plain) > 0
     pd.testing.assert_frame_equal(ahead, plain)
