@@ -10,7 +10,7 @@ one table of seconds of audio per wall second (decoding, resampling, features, n
 and table included):
 
 - in this process (the local path, torch with every core);
-- ``n_jobs=2`` (joblib worker processes on the same machine);
+- ``n_jobs=2`` (two threads of this process, each with a copy of the model);
 - a ``distributed.LocalCluster`` of 1 worker process (``client=``), torch with every core;
 - a ``LocalCluster`` of 2 worker processes with 1 thread each, torch threads set by
   :func:`~sklearn_birdaudio.distributed.set_torch_threads` (cores / 2 each).
@@ -70,7 +70,7 @@ def main() -> None:
         print(f"{name}: {seconds:.1f} s", flush=True)
 
     measure("local, this process")
-    measure("local, n_jobs=2 (joblib processes)", n_jobs=2)
+    measure("local, n_jobs=2 (threads)", n_jobs=2)
     start_up = {}
     for n_workers in (1, 2):
         start = time.perf_counter()

@@ -11,12 +11,17 @@ Rows (every ratio is taken within this run, since these machines are noisy):
   usage) against ``MelSpectrogramTransformer`` in batches of 64, float64 and float32 FFT;
 - ``torch.matmul`` of two 2048 x 2048 float32 matrices: the CPU's practical peak;
 - the default AttentionCNN (5.14 GFLOPs per 5-s clip) and the small-data recipe's
-  (16 filters, stem stride 2) at inference, batch 1 and 64, and a training step at batch
-  32 (about three forward passes), as clips/s, GFLOP/s (torch's FLOP counter) and share
-  of the matmul peak;
+  (16 filters, stem stride 2) at inference, batch 1 and 64, on each inference path of
+  ``AttentionCNNClassifier(inference=...)``: ``eager`` (the trained module), ``fused``
+  (batch norms folded into the convolutions, channels-last weights; the default) and
+  ``compiled`` (the fused copy through ``torch.compile``), as clips/s, milliseconds per
+  clip, GFLOP/s (torch's FLOP counter) and share of the matmul peak; and a training step
+  at batch 32 (about three forward passes);
 - end-to-end ``detect()``, with either network, on the soundscapes of
   ``../shared/data/soundscapes`` (MP3 decoding, resampling, log-mel, network, table) in
-  seconds of audio per wall second;
+  seconds of audio per wall second: the eager and the fused network one file at a time
+  (``n_jobs=1``), the recipe's also without the read-ahead thread and with one file per
+  core (``n_jobs=-1``);
 - BirdNET v2.4 on the same files and cores, as BirdNET-Analyzer runs it (the same
   ``.tflite`` model with LiteRT on 3-s windows at 48 kHz, decoding and resampling
   included), through :class:`~sklearn_birdaudio.BirdNETClassifier`, on 1 and 2 threads.
@@ -50,6 +55,8 @@ from sklearn_birdaudio import (
 )
 from sklearn_birdaudio import detection as package_detection
 from sklearn_birdaudio.recipes import small_data_recipe
+
+INFERENCE_PATHS = ("eager", "fused", "compiled")
 
 N_MELS, N_FRAMES, N_CLASSES = 128, 313, 23
 NETWORKS = {  # AttentionCNN parameters
@@ -92,20 +99,31 @@ def matmul_peak(device: str, size: int = 2048) -> float:
     return 2 * size**3 / best_seconds(product, repeats=5) / 1e9
 
 
+def inference_network(network: torch.nn.Module, path: str) -> torch.nn.Module:
+    """The network as ``AttentionCNNClassifier(inference=path)`` runs it."""
+    if path == "eager":
+        return network.eval()
+    fused = network.for_inference(channels_last=next(network.parameters()).is_cpu)
+    return fused if path == "fused" else torch.compile(fused)
+
+
 def network_rates(device: str, network: torch.nn.Module) -> dict[str, float]:
-    """Clips/s of a network: inference at batch 1 and 64, a training step at batch 32."""
+    """Clips/s of a network: inference at batch 1 and 64 on each path, a training step."""
     network = network.to(device).eval()
     rates = {}
-    for batch_size in (1, 64):
-        batch = torch.randn(batch_size, 1, N_MELS, N_FRAMES, device=device) * 15 - 50
+    for path in INFERENCE_PATHS:
+        runnable = inference_network(network, path)
+        for batch_size in (1, 64):
+            batch = torch.randn(batch_size, 1, N_MELS, N_FRAMES, device=device) * 15 - 50
 
-        def infer(batch=batch):
-            with torch.inference_mode():
-                network(batch)
-            if device == "cuda":
-                torch.cuda.synchronize()
+            def infer(batch=batch, runnable=runnable):
+                with torch.inference_mode():
+                    runnable(batch)
+                if device == "cuda":
+                    torch.cuda.synchronize()
 
-        rates[f"inference, batch {batch_size}"] = batch_size / best_seconds(infer, repeats=3)
+            seconds = best_seconds(infer, repeats=3)  # the warm-up call compiles
+            rates[f"inference ({path}), batch {batch_size}"] = batch_size / seconds
     network.train()
     optimizer = torch.optim.AdamW(network.parameters(), lr=1e-3)
     batch = torch.randn(32, 1, N_MELS, N_FRAMES, device=device) * 15 - 50
@@ -168,44 +186,65 @@ def main() -> None:
             torch.manual_seed(0)
             network = AttentionCNN(n_classes=N_CLASSES, **params)
             flops = flops_per_clip(network)
-            for name, rate in network_rates(device, network).items():
+            rates = network_rates(device, network)
+            for name, rate in rates.items():
                 achieved = rate * flops * (3 if name.startswith("training") else 1) / 1e9
                 add(
                     f"AttentionCNN, {network_name} ({flops / 1e9:.2f} GFLOP/clip), {name}",
                     device,
-                    f"{rate:.1f} clips/s, {achieved:.0f} GFLOP/s",
+                    f"{rate:.1f} clips/s ({1000 / rate:.1f} ms/clip), {achieved:.0f} GFLOP/s",
                     f"{achieved / peak:.0%} of peak",
+                )
+            for batch_size in (1, 64):
+                eager = rates[f"inference (eager), batch {batch_size}"]
+                add(
+                    f"AttentionCNN, {network_name}, batch {batch_size}: speed-up over eager",
+                    device,
+                    ", ".join(
+                        f"{path} {rates[f'inference ({path}), batch {batch_size}'] / eager:.2f}x"
+                        for path in INFERENCE_PATHS[1:]
+                    ),
+                    "",
                 )
 
     files = [str(path) for path in sorted((DATA / "soundscapes" / "audio").glob("*.mp3"))]
     files = files[: args.soundscapes]
     audio = sum(audio_info(path).duration_seconds for path in files)
     models = {"default network": default_model(), "small-data recipe network": recipe_model()}
-    ours = {}
+    ours = {}  # (network, device) -> the fastest detect() with that network
+
+    def measure_detect(label, model, device, **options) -> float:
+        detect(model, files[:1], verbose=0, **options)
+        rate = audio / timed(lambda: detect(model, files, verbose=0, **options))
+        add(f"detect(), {len(files)} soundscapes ({audio / 60:.0f} min), {label}", device,
+            f"{rate:.0f}x real time", "")  # fmt: skip
+        return rate
+
     for device in devices:
         for network_name, model in models.items():
             model.set_params(mel__device=device, cnn__device=device)
-            detect(model, files[:1], verbose=0)
-            seconds = timed(lambda m=model: detect(m, files, verbose=0))
-            ours[network_name, device] = audio / seconds
-            add(
-                f"detect(), {len(files)} soundscape(s) ({audio / 60:.0f} min), {network_name}",
-                device,
-                f"{ours[network_name, device]:.0f}x real time",
-                "",
-            )
-        # The same without decoding ahead in a thread (the recipe network, where decoding
-        # weighs most): what the read-ahead is worth.
-        read_ahead, package_detection.READ_AHEAD_BLOCKS = package_detection.READ_AHEAD_BLOCKS, 0
+            rates = {}
+            for path in ("eager", "fused"):
+                model.set_params(cnn__inference=path)
+                rates[path] = measure_detect(f"{network_name}, {path}, n_jobs=1", model, device)
+            add(f"detect(), {network_name}: fused over eager", device,
+                f"{rates['fused'] / rates['eager']:.2f}x", "")  # fmt: skip
+            ours[network_name, device] = max(rates.values())
         model = models["small-data recipe network"]
-        plain = audio / timed(lambda m=model: detect(m, files, verbose=0))
-        package_detection.READ_AHEAD_BLOCKS = read_ahead
-        add(
-            "detect(), same files, small-data recipe network, no read-ahead thread",
-            device,
-            f"{plain:.0f}x real time",
-            f"read-ahead: {ours['small-data recipe network', device] / plain:.2f}x",
-        )
+        # What the read-ahead thread is worth, and one file per core.
+        read_ahead, package_detection.READ_AHEAD_BATCHES = package_detection.READ_AHEAD_BATCHES, 0
+        plain = measure_detect("small-data recipe network, fused, no read-ahead", model, device)
+        package_detection.READ_AHEAD_BATCHES = read_ahead
+        add("detect(), read-ahead thread", device,
+            f"{ours['small-data recipe network', device] / plain:.2f}x", "")  # fmt: skip
+        if device == "cpu":
+            every_core = measure_detect(
+                "small-data recipe network, fused, n_jobs=-1 (a file per core)",
+                model, device, n_jobs=-1,
+            )  # fmt: skip
+            ours["small-data recipe network", device] = max(
+                every_core, ours["small-data recipe network", device]
+            )
     labels = ["Turdus migratorius"]  # any class: BirdNET scores all 6,522 species anyway
     birdnet = {}
     for threads in (1, 2):
@@ -217,7 +256,7 @@ def main() -> None:
             f"BirdNET v2.4 (LiteRT, {threads} thread{'s' if threads > 1 else ''}), same files",
             "cpu",
             f"{birdnet[threads]:.0f}x real time",
-            "detect() is "
+            "fastest detect() is "
             + ", ".join(
                 f"{ours[name, 'cpu'] / birdnet[threads]:.1f}x faster ({name})" for name in models
             ),

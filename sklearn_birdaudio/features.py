@@ -557,13 +557,19 @@ class _PaddedRows:
 
     def put(self, rows: list[int], spectrograms: np.ndarray) -> None:
         n_frames = spectrograms.shape[-1]
+        # Uninitialised, not NaN-filled (a pass over the whole output): every row is put
+        # once, and each put writes the NaN tail of its rows itself.
         if self.array is None:
             shape = (self.n_rows, *spectrograms.shape[1:3], n_frames)
-            self.array = np.full(shape, np.nan, dtype=np.float32)
+            self.array = np.empty(shape, dtype=np.float32)
         elif n_frames > self.array.shape[-1]:
-            wider = np.full((*self.array.shape[:3], n_frames), np.nan, dtype=np.float32)
-            wider[..., : self.array.shape[-1]] = self.array
+            width = self.array.shape[-1]
+            wider = np.empty((*self.array.shape[:3], n_frames), dtype=np.float32)
+            wider[..., :width] = self.array
+            wider[..., width:] = np.nan
             self.array = wider
         if rows == list(range(rows[0], rows[0] + len(rows))):
             rows = slice(rows[0], rows[0] + len(rows))  # a view, not a fancy-index copy
         self.array[rows, ..., :n_frames] = spectrograms
+        if n_frames < self.array.shape[-1]:
+            self.array[rows, ..., n_frames:] = np.nan

@@ -71,8 +71,12 @@ def band_median(spectrograms: torch.Tensor, padded: bool = True) -> torch.Tensor
     """
     if padded:
         return spectrograms.nanmedian(dim=-1, keepdim=True).values
-    on_cpu = spectrograms.device.type == "cpu" and not spectrograms.requires_grad
-    if not on_cpu or torch.compiler.is_compiling():
+    numpy_can = (
+        spectrograms.device.type == "cpu"
+        and spectrograms.dtype in (torch.float32, torch.float64)
+        and not spectrograms.requires_grad
+    )
+    if not numpy_can or torch.compiler.is_compiling():
         return spectrograms.median(dim=-1, keepdim=True).values
     middle = (spectrograms.shape[-1] - 1) // 2
     values = np.partition(spectrograms.numpy(), middle, axis=-1)[..., middle : middle + 1]

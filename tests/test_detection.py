@@ -4,10 +4,13 @@ import math
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.base import BaseEstimator, ClassifierMixin
@@ -287,9 +290,49 @@ def test_parallel_detection_equals_sequential(trained, recording, write_audio):
     waveform, _ = recording
     paths = [write_audio(f"r{i}.wav", np.roll(waveform, 4000 * i), SAMPLE_RATE) for i in range(3)]
     sequential = detect(model, paths, verbose=0)
+
+    def devices():
+        return {name: value for name, value in model.get_params().items() if "device" in name}
+
+    threads_before, devices_before = torch.get_num_threads(), devices()
     parallel = detect(model, paths, n_jobs=2, verbose=0)
     pd.testing.assert_frame_equal(parallel, sequential, atol=1e-6)
     assert parallel.attrs == sequential.attrs
+    # The threads score with copies: the model and torch's thread count are as they were.
+    assert torch.get_num_threads() == threads_before and devices() == devices_before
+
+
+def test_parallel_detection_scores_files_concurrently_and_reports_each(
+    trained, recording, write_audio, monkeypatch
+):
+    model, _ = trained
+    waveform, _ = recording
+    paths = [str(write_audio(f"c{i}.wav", waveform, SAMPLE_RATE)) for i in range(4)]
+    bad = write_audio("bad.wav", waveform, SAMPLE_RATE).with_suffix(".mp3")
+    bad.write_text("not audio")
+    paths.insert(2, str(bad))
+    running, peak, lock = [0], [0], threading.Lock()
+    score = detection._detect_one
+
+    def counting(*args, **kwargs):
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        try:
+            time.sleep(0.2)  # long enough for the other thread to start its file
+            return score(*args, **kwargs)
+        finally:
+            with lock:
+                running[0] -= 1
+
+    monkeypatch.setattr(detection, "_detect_one", counting)
+    seen = []
+    detections = detect(model, paths, n_jobs=2, verbose=0, on_file=seen.append)
+    assert peak[0] == 2
+    assert sorted(part.attrs["errors"][0]["file"] for part in seen if part.attrs["errors"]) == [
+        paths[2]
+    ]
+    assert len(seen) == len(paths) and set(detections["file"]) == set(paths) - {paths[2]}
 
 
 def test_progress_bar_shows_seconds_and_verbose_zero_is_silent(trained, recording, capsys):
