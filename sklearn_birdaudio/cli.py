@@ -566,7 +566,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="skip files whose table already exists in the --out folder",
     )  # fmt: skip
     predict.add_argument("--batch-size", type=int, default=64, help="windows scored at once")
-    predict.add_argument("--jobs", type=int, default=1, help="files scored in parallel")
+    predict.add_argument(
+        "--jobs", type=int, default=1, help="files scored at once, in threads (-1: one per core)"
+    )
     predict.add_argument(
         "--scheduler", metavar="ADDRESS",
         help="score the files on a Dask cluster, e.g. tcp://10.0.0.5:8786 (needs the dask "

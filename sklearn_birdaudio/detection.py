@@ -58,8 +58,11 @@ PROGRESS_FORMAT = (  # seconds of audio, rounded
 )
 READ_BLOCK_SECONDS = 60.0  # audio decoded per read; bounds memory with the batch
 # Batches of windows a background thread decodes, resamples and cuts while the model
-# scores the current one (0: all in the calling thread).
+# scores the current one, and when: None reads ahead only when torch leaves a core free
+# (on 2 cores with torch on both, reading ahead measured 0.88x to 0.96x; with one torch
+# thread, 1.1x to 1.5x: benchmarks/speed.py), True and False force it.
 READ_AHEAD_BATCHES = 1
+READ_AHEAD: bool | None = None
 MAX_WINDOW_SAMPLES = 2**62  # longer windows than any recording (and than a float can count)
 
 
@@ -282,10 +285,20 @@ def _batches(windows, batch_size: int) -> Iterator[tuple[list[int], list[np.ndar
         yield starts, batch
 
 
-def _score_stream(model, source, grid: _Grid, batch_size: int, input_sample_rate):
+def _read_ahead(n_workers: int = 1) -> bool:
+    """Whether to read ahead: as ``READ_AHEAD`` says, or if torch leaves a core free."""
+    if READ_AHEAD is not None:
+        return bool(READ_AHEAD)
+    return n_workers * torch.get_num_threads() < (os.cpu_count() or 1)
+
+
+def _score_stream(
+    model, source, grid: _Grid, batch_size: int, input_sample_rate, read_ahead: bool = False
+):
     """Yield ``(starts, ends, probabilities)`` per batch of windows of one recording.
 
     Starts and ends are sample indices; the last window's end is the recording's length.
+    With ``read_ahead``, the next batch is read in a thread while the model scores.
     """
     blocks = stream_audio(
         source,
@@ -294,7 +307,7 @@ def _score_stream(model, source, grid: _Grid, batch_size: int, input_sample_rate
         source_rate=input_sample_rate,
     )
     batches = _batches(_windows(blocks, grid), batch_size)
-    if READ_AHEAD_BATCHES > 0:
+    if read_ahead and READ_AHEAD_BATCHES > 0:
         # Whole batches ahead, not blocks: the model then scores one batch while the
         # next is decoded (a block of 60 s is a fifth of a batch of 64 five-second windows).
         batches = iter(_ReadAhead(batches, READ_AHEAD_BATCHES))
@@ -402,7 +415,11 @@ def window_scores(
     _check_batch_size(batch_size)
     _check_input_sample_rate(input_sample_rate)
     grid = _make_grid(_model_audio(model), window_seconds, overlap_seconds)
-    parts = list(_score_stream(quiet_model(model), source, grid, batch_size, input_sample_rate))
+    parts = list(
+        _score_stream(
+            quiet_model(model), source, grid, batch_size, input_sample_rate, _read_ahead()
+        )
+    )
     starts, ends, scores = (np.concatenate(arrays) for arrays in zip(*parts, strict=True))
     return WindowScores(
         start_s=starts / grid.sample_rate,
@@ -498,7 +515,16 @@ class _FileResult:
 
 
 def _detect_one(
-    model, source, name, grid, per_class, classes, batch_size, input_sample_rate, progress=None
+    model,
+    source,
+    name,
+    grid,
+    per_class,
+    classes,
+    batch_size,
+    input_sample_rate,
+    progress=None,
+    read_ahead: bool = False,
 ):
     """Detections of one recording; an unreadable one gives its error instead of raising.
 
@@ -508,7 +534,7 @@ def _detect_one(
     frames, end, error = [], 0, None
     try:
         for starts, ends, probabilities in _score_stream(
-            model, source, grid, batch_size, input_sample_rate
+            model, source, grid, batch_size, input_sample_rate, read_ahead
         ):
             window_index, class_index = np.nonzero(probabilities >= per_class)
             frames.append(
@@ -729,7 +755,9 @@ def _run(
     n_workers = min(len(source_list), _effective_n_jobs(n_jobs))
     if n_workers <= 1:
         for source, name in zip(source_list, names, strict=True):
-            yield _detect_one(model, source, name, *arguments, progress=bar.update)
+            yield _detect_one(
+                model, source, name, *arguments, progress=bar.update, read_ahead=_read_ahead()
+            )
         return
     yield from _run_in_threads(model, source_list, names, lengths, arguments, n_workers, bar)
 
@@ -752,11 +780,14 @@ def _run_in_threads(model, source_list, names, lengths, arguments, n_workers, ba
     def score(source, name):
         if not hasattr(copies, "model"):
             copies.model = copy.deepcopy(model)
-        return _detect_one(copies.model, source, name, *arguments, progress=progress)
+        return _detect_one(
+            copies.model, source, name, *arguments, progress=progress, read_ahead=read_ahead
+        )
 
     order = sorted(range(len(source_list)), key=lambda index: -lengths[index])
     threads = max(1, (os.cpu_count() or 1) // n_workers)
     with _torch_threads(threads):
+        read_ahead = _read_ahead(n_workers)
         pool = ThreadPoolExecutor(n_workers, thread_name_prefix="detect")
         try:
             futures = [pool.submit(score, source_list[i], names[i]) for i in order]

@@ -476,8 +476,35 @@ def test_detections_with_and_without_read_ahead_are_identical(
     waveform, _ = recording
     path = write_audio("song.wav", waveform, SAMPLE_RATE, subtype="FLOAT")
     monkeypatch.setattr(detection, "READ_BLOCK_SECONDS", 1.0)  # several blocks per file
-    ahead = detect(model, [path], verbose=0, min_confidence=0.0)
-    monkeypatch.setattr(detection, "READ_AHEAD_BATCHES", 0)
-    plain = detect(model, [path], verbose=0, min_confidence=0.0)
-    assert len(plain) > 0
+    readers, original = [], detection._ReadAhead
+    monkeypatch.setattr(
+        detection, "_ReadAhead", lambda *args: readers.append(args) or original(*args)
+    )
+    monkeypatch.setattr(detection, "READ_AHEAD", True)
+    ahead = detect(model, [path], verbose=0, min_confidence=0.0, batch_size=2)
+    assert readers  # the thread read ahead
+    monkeypatch.setattr(detection, "READ_AHEAD", False)
+    plain = detect(model, [path], verbose=0, min_confidence=0.0, batch_size=2)
+    assert len(readers) == 1 and len(plain) > 0
     pd.testing.assert_frame_equal(ahead, plain)
+
+
+@pytest.mark.parametrize(
+    ("setting", "torch_threads", "n_workers", "expected"),
+    [
+        (None, 1, 1, True),  # a core is free for the reader (2 cores here, or more)
+        (None, 2, 1, None),  # free only where there are more than 2 cores
+        (None, 1, 2, None),
+        (True, 64, 1, True),
+        (False, 1, 1, False),
+    ],
+)
+def test_reading_ahead_needs_a_free_core_unless_forced(
+    monkeypatch, setting, torch_threads, n_workers, expected
+):
+    monkeypatch.setattr(detection, "READ_AHEAD", setting)
+    monkeypatch.setattr(detection.torch, "get_num_threads", lambda: torch_threads)
+    for cores in (2, 8):
+        monkeypatch.setattr(detection.os, "cpu_count", lambda cores=cores: cores)
+        want = expected if expected is not None else n_workers * torch_threads < cores
+        assert detection._read_ahead(n_workers) is want
