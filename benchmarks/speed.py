@@ -14,9 +14,9 @@ Rows (every ratio is taken within this run, since these machines are noisy):
   (16 filters, stem stride 2) at inference, batch 1 and 64, on each inference path of
   ``AttentionCNNClassifier(inference=...)``: ``eager`` (the trained module), ``fused``
   (batch norms folded into the convolutions, channels-last weights; the default) and
-  ``compiled`` (the fused copy through ``torch.compile``), as clips/s, milliseconds per
-  clip, GFLOP/s (torch's FLOP counter) and share of the matmul peak; and a training step
-  at batch 32 (about three forward passes);
+  ``compiled`` (the fused copy through ``torch.compile`` with inductor's freezing), as
+  clips/s, milliseconds per clip, GFLOP/s (torch's FLOP counter) and share of the matmul
+  peak; and a training step at batch 32 (about three forward passes);
 - end-to-end ``detect()``, with either network, on the soundscapes of
   ``../shared/data/soundscapes`` (MP3 decoding, resampling, log-mel, network, table) in
   seconds of audio per wall second: the eager and the fused network one file at a time
@@ -54,6 +54,7 @@ from sklearn_birdaudio import (
     make_small_data_pipeline,
 )
 from sklearn_birdaudio import detection as package_detection
+from sklearn_birdaudio.classifier import inference_module
 from sklearn_birdaudio.recipes import small_data_recipe
 
 INFERENCE_PATHS = ("eager", "fused", "compiled")
@@ -99,20 +100,12 @@ def matmul_peak(device: str, size: int = 2048) -> float:
     return 2 * size**3 / best_seconds(product, repeats=5) / 1e9
 
 
-def inference_network(network: torch.nn.Module, path: str) -> torch.nn.Module:
-    """The network as ``AttentionCNNClassifier(inference=path)`` runs it."""
-    if path == "eager":
-        return network.eval()
-    fused = network.for_inference(channels_last=next(network.parameters()).is_cpu)
-    return fused if path == "fused" else torch.compile(fused)
-
-
 def network_rates(device: str, network: torch.nn.Module) -> dict[str, float]:
     """Clips/s of a network: inference at batch 1 and 64 on each path, a training step."""
     network = network.to(device).eval()
     rates = {}
     for path in INFERENCE_PATHS:
-        runnable = inference_network(network, path)
+        runnable = inference_module(network.eval(), path)
         for batch_size in (1, 64):
             batch = torch.randn(batch_size, 1, N_MELS, N_FRAMES, device=device) * 15 - 50
 

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from sklearn_birdaudio import AttentionCNNClassifier
+from sklearn_birdaudio.classifier import inference_module
 from sklearn_birdaudio.modules import AttentionCNN, band_median, fold_batch_norms
 
 TINY = {"n_mels": 16, "base_filters": 8, "n_blocks": 2, "n_heads": 2, "dropout": 0.0}
@@ -210,3 +211,11 @@ def test_the_fast_band_median_is_torchs_median(n_frames, levels, seed):
     expected = x.median(dim=-1, keepdim=True).values
     torch.testing.assert_close(band_median(x, padded=False), expected, rtol=0, atol=0)
     torch.testing.assert_close(band_median(x, padded=True), expected, rtol=0, atol=0)
+
+
+def test_inference_module_leaves_other_modules_as_they_are():
+    layers = nn.Sequential(nn.Linear(3, 2))
+    assert inference_module(layers, "fused") is layers
+    assert inference_module(layers, "eager") is layers
+    with pytest.raises(ValueError, match="inference must be one of"):
+        inference_module(layers, "onnx")
