@@ -4,7 +4,9 @@ Every fast path must give the probabilities of the plain eager network (up to fl
 rounding), and a cached fast copy must never outlive the weights it was made from.
 """
 
+import os
 import pickle
+import shutil
 
 import numpy as np
 import pytest
@@ -191,6 +193,10 @@ def test_an_unknown_inference_path_is_named(fitted, data):
         probabilities(fitted, data[0], "onnx")
 
 
+@pytest.mark.skipif(
+    shutil.which(os.environ.get("CXX", "g++")) is None,
+    reason="torch.compile on the CPU needs a C++ compiler",
+)
 def test_compiled_predictions_equal_the_eager_ones(fitted, data):
     X, _ = data
     eager = probabilities(fitted, X, "eager")
