@@ -70,7 +70,11 @@ def test_train_saves_a_model_that_info_describes(workspace, capsys):
 
 def test_train_saves_the_safe_format_by_default(workspace):
     _, model = workspace
-    assert not model.read_bytes().startswith(b"\x80")  # not a pickle
+    # A safetensors file: an 8-byte little-endian length, then that many bytes of JSON.
+    # (Its first byte is the length's low byte: it may be 0x80, like a pickle's PROTO.)
+    data = model.read_bytes()
+    header = json.loads(data[8 : 8 + int.from_bytes(data[:8], "little")])
+    assert isinstance(header, dict) and header
     loaded = load_model(model)  # refuses anything but the safe format
     assert loaded.classes_.tolist() == ["species_00", "species_01", "species_02"]
 
