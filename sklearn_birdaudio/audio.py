@@ -286,6 +286,15 @@ def _check_finite(waveform: np.ndarray, name: str, start_seconds: float = 0.0, r
     return waveform
 
 
+def _downmix(waveform: np.ndarray) -> np.ndarray:
+    """The mean of the channels of ``(n_channels, n_samples)``; one channel as it is.
+
+    Averaging a single channel would be a whole pass over the samples for nothing (10 %
+    of streaming a mono MP3, ad hoc).
+    """
+    return waveform[0] if waveform.shape[0] == 1 else waveform.mean(axis=0, dtype=np.float32)
+
+
 def _mix_and_resample(
     waveform: np.ndarray, source_rate: int, sample_rate: int, mono: bool, name: str
 ) -> np.ndarray:
@@ -295,10 +304,8 @@ def _mix_and_resample(
             f"{name}: {waveform.shape[-1]} sample(s) at {source_rate} Hz is shorter than one "
             f"sample at sample_rate={sample_rate} Hz; expected a longer recording."
         )
-    if waveform.shape[0] == 1:  # already mono: no pass over the samples to "average" it
-        waveform = waveform[0]
-    elif mono:
-        waveform = waveform.mean(axis=0, dtype=np.float32)
+    if waveform.shape[0] == 1 or mono:
+        waveform = _downmix(waveform)
     if source_rate != sample_rate:
         # soxr works on (n_samples, n_channels); mono stays 1-D.
         waveform = soxr.resample(waveform.T, source_rate, sample_rate, quality=RESAMPLE_QUALITY).T
@@ -522,10 +529,7 @@ def _stream_file(source, block_samples: int, sample_rate: int, mono: bool) -> It
             if data.shape[0]:
                 _check_finite(data.T, path, start_seconds=frames_read / rate, rate=rate)
             frames_read += data.shape[0]
-            if mono:  # a one-channel file needs no averaging (a whole pass, 10 % here)
-                chunk = data[:, 0] if data.shape[1] == 1 else data.mean(axis=1, dtype=np.float32)
-            else:
-                chunk = data
+            chunk = _downmix(data.T) if mono else data
             if resampler is not None:
                 chunk = resampler.resample_chunk(chunk, last=finished)
             if chunk.shape[0]:

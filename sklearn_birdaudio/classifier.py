@@ -357,6 +357,11 @@ def _read_checkpoint(dirname, run: dict) -> dict | None:
     return None
 
 
+def _check_inference(inference) -> None:
+    if inference not in INFERENCE_PATHS:
+        raise ValueError(f"inference must be one of {INFERENCE_PATHS}, got {inference!r}.")
+
+
 def inference_module(module: torch.nn.Module, inference: str = "fused", **compile_kwargs):
     """The module as ``AttentionCNNClassifier(inference=...)`` runs it to predict.
 
@@ -369,7 +374,7 @@ def inference_module(module: torch.nn.Module, inference: str = "fused", **compil
         norms folded, channels-last weights on the CPU) when it has that method, else
         ``module``. ``"compiled"``: the fused copy through ``torch.compile`` with
         inductor's ``freezing`` (weights folded into the compiled graph, and oneDNN's
-        fused convolutions on the CPU): 1.2x the fused copy for the default network at
+        fused convolutions on the CPU): 1.1x the fused copy for the default network at
         batch 1 on 2 cores, slower for the thin recipe network (``benchmarks/speed.py``).
     **compile_kwargs
         Arguments of ``torch.compile``, replacing those above (``options`` included).
@@ -378,8 +383,7 @@ def inference_module(module: torch.nn.Module, inference: str = "fused", **compil
     -------
     torch.nn.Module
     """
-    if inference not in INFERENCE_PATHS:
-        raise ValueError(f"inference must be one of {INFERENCE_PATHS}, got {inference!r}.")
+    _check_inference(inference)
     if inference == "eager":
         return module
     fast = module
@@ -758,8 +762,7 @@ class AttentionCNNClassifier(ClassifierMixin, NeuralNet):
             )
         if not 0 < self.threshold < 1:
             raise ValueError(f"threshold must be in (0, 1), got {self.threshold!r}.")
-        if self.inference not in INFERENCE_PATHS:
-            raise ValueError(f"inference must be one of {INFERENCE_PATHS}, got {self.inference!r}.")
+        _check_inference(self.inference)
         make_augmentation(self.augment)  # raises on what it cannot use
         size = self.predict_batch_size
         if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
@@ -890,7 +893,7 @@ class AttentionCNNClassifier(ClassifierMixin, NeuralNet):
             return module
         plain = getattr(module, "_orig_mod", module)  # skorch's compile=True wraps it
         tensors = itertools.chain(plain.parameters(), plain.buffers())
-        fingerprint = (id(plain), self.inference, *((t.data_ptr(), t._version) for t in tensors))
+        fingerprint = (self.inference, *((t.data_ptr(), t._version) for t in tensors))
         cached = _FAST_MODULES.get(plain)
         if cached is not None and cached[0] == fingerprint:
             return cached[1]

@@ -59,8 +59,9 @@ PROGRESS_FORMAT = (  # seconds of audio, rounded
 READ_BLOCK_SECONDS = 60.0  # audio decoded per read; bounds memory with the batch
 # Batches of windows a background thread decodes, resamples and cuts while the model
 # scores the current one, and when: None reads ahead only when torch leaves a core free
-# (on 2 cores with torch on both, reading ahead measured 0.88x to 0.96x; with one torch
-# thread, 1.1x to 1.5x: benchmarks/speed.py), True and False force it.
+# (on 2 cores with torch on both, reading ahead measured 0.88x to 1.03x in
+# benchmarks/speed.py; with one torch thread, 1.1x to 1.5x, ad hoc), True and False
+# force it.
 READ_AHEAD_BATCHES = 1
 READ_AHEAD: bool | None = None
 MAX_WINDOW_SAMPLES = 2**62  # longer windows than any recording (and than a float can count)
@@ -617,8 +618,8 @@ def detect(
         Recordings scored at once, in threads of this process (``-1``: one per core),
         longest first. Each thread scores with its own copy of the model, and torch gets
         ``cores / n_jobs`` threads for the duration of the call (restored afterwards).
-        With several files, ``n_jobs=-1`` is the fastest setting on a multi-core CPU
-        (``benchmarks/speed.py``).
+        With several files, ``n_jobs=-1`` was the fastest setting measured on 2 cores
+        (1.34x ``n_jobs=1``, ``benchmarks/speed.py``).
     input_sample_rate : int, optional
         Sample rate of waveform sources; by default the rate the model takes.
     verbose : int, default=1

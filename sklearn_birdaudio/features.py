@@ -37,8 +37,9 @@ logger = logging.getLogger(__name__)
 
 CROP_POSITIONS = ("start", "center", "end")
 # The log-mel module of each transformer, kept between transform calls (building the mel
-# filterbank is 4 % of transforming a batch of 64 five-second clips), with the settings
-# it was built for; outside the estimator so that transform leaves its __dict__ alone.
+# filterbank was 4 % of transforming a batch of 64 five-second clips, ad hoc), with the
+# settings it was built for; outside the estimator so that transform leaves its __dict__
+# alone. MODULE_PARAMS are the transformer's parameters that LogMelSpectrogram takes.
 _MODULES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 MODULE_PARAMS = (
     "sample_rate", "n_fft", "hop_length", "n_mels", "fmin", "fmax", "top_db", "fft_precision",
@@ -465,16 +466,7 @@ class MelSpectrogramTransformer(TransformerMixin, BaseEstimator):
         return cached[1]
 
     def _make_module(self) -> LogMelSpectrogram:
-        return LogMelSpectrogram(
-            sample_rate=self.sample_rate,
-            n_fft=self.n_fft,
-            hop_length=self.hop_length,
-            n_mels=self.n_mels,
-            fmin=self.fmin,
-            fmax=self.fmax,
-            top_db=self.top_db,
-            fft_precision=self.fft_precision,
-        )
+        return LogMelSpectrogram(**{name: getattr(self, name) for name in MODULE_PARAMS})
 
     def _load(self, source, target_samples: int | None, name: str) -> np.ndarray:
         """Load one input as mono at ``sample_rate``, cropped/padded to ``target_samples``."""

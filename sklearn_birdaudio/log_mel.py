@@ -126,6 +126,7 @@ class LogMelSpectrogram(torch.nn.Module):
         frames_per_block = min(n_frames, self.max_frames_per_chunk)
         clips_per_block = max(1, self.max_frames_per_chunk // n_frames)
         output = waveforms.new_empty(waveforms.shape[0], n_frames, self.mel_basis.shape[0])
+        basis = self.interleaved_mel_basis
         for first in range(0, waveforms.shape[0], clips_per_block):
             clips = slice(first, first + clips_per_block)
             for start in range(0, n_frames, frames_per_block):
@@ -134,8 +135,7 @@ class LogMelSpectrogram(torch.nn.Module):
                 spectrum = torch.fft.rfft(frames, dim=-1)
                 # (re, im) pairs, squared in place: (batch, frames, 2 * n_bins)
                 squares = torch.view_as_real(spectrum).flatten(-2).square_()
-                squares = squares.to(self.mel_basis.dtype)
-                basis = self.interleaved_mel_basis
+                squares = squares.to(basis.dtype)
                 for low, high, first, last in self.mel_groups:
                     output[clips, start:stop, low:high] = torch.matmul(
                         squares[..., 2 * first : 2 * last], basis[low:high, 2 * first : 2 * last].T

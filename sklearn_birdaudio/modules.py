@@ -63,7 +63,8 @@ def band_median(spectrograms: torch.Tensor, padded: bool = True) -> torch.Tensor
         NaN frames are padding (ignored).
     padded : bool, default=True
         False promises there is no NaN, which allows a faster path: on the CPU, numpy's
-        introselect (``np.partition``) is 5x faster than ``torch.median`` for 5-s windows.
+        introselect (``np.partition``) is 5x faster than ``torch.median`` for batches of
+        5-s windows (ad hoc).
 
     Returns
     -------
@@ -129,12 +130,6 @@ class ResidualBlock(nn.Module):
                 norm(out_channels),
             )
         self.activation = nn.ReLU(inplace=True)
-
-    def fold_batch_norms(self) -> None:
-        """Fold the (eval-mode) batch norms into the convolutions, in place."""
-        self.residual = fold_batch_norms(self.residual)
-        if isinstance(self.shortcut, nn.Sequential):
-            self.shortcut = fold_batch_norms(self.shortcut)
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         outputs = self.residual(inputs)
@@ -310,7 +305,8 @@ class AttentionCNN(nn.Module):
         inputs = self.input_norm(inputs.transpose(1, 2)).transpose(1, 2)
         features = self.blocks(self.stem(inputs))
         # Average frequency away; contiguous, so that attention projects all steps in one
-        # matrix product (a transposed view made it a batched product per step: 3 %).
+        # matrix product (a transposed view made it a batched product per step: 3 % of the
+        # default network at batch 1, ad hoc).
         embeddings = features.mean(dim=2).transpose(1, 2).contiguous()
         steps = torch.arange(embeddings.shape[1], device=embeddings.device)
         n_valid_steps = torch.clamp(-(-n_valid // self.time_reduction), min=1)  # ceil
@@ -322,8 +318,9 @@ class AttentionCNN(nn.Module):
         The copy computes the same logits as this network in eval mode (up to float
         rounding) with fewer passes over memory; with ``channels_last`` its weights are
         stored channels-last, the layout oneDNN's CPU convolutions run fastest in
-        (``benchmarks/speed.py`` measures both). The input batch norm is kept: it comes
-        before the zero padding of the stem and cannot be folded exactly.
+        (``benchmarks/speed.py`` measures the copy against the network). The input batch
+        norm is kept: it comes before the zero padding of the stem and cannot be folded
+        exactly.
 
         Parameters
         ----------
@@ -336,9 +333,12 @@ class AttentionCNN(nn.Module):
             A new module in eval mode; this one is unchanged.
         """
         network = copy.deepcopy(self).eval()
-        network.stem = fold_batch_norms(network.stem)
-        for block in network.blocks:
-            block.fold_batch_norms()
+        # Every convolution + batch norm pair sits in a Sequential (stem, residual paths,
+        # shortcuts): fold them all, wherever they are.
+        for parent in list(network.modules()):
+            for name, child in list(parent.named_children()):
+                if isinstance(child, nn.Sequential):
+                    setattr(parent, name, fold_batch_norms(child))
         if channels_last:
             network = network.to(memory_format=torch.channels_last)
         return network.requires_grad_(False)

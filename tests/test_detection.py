@@ -490,21 +490,21 @@ def test_detections_with_and_without_read_ahead_are_identical(
 
 
 @pytest.mark.parametrize(
-    ("setting", "torch_threads", "n_workers", "expected"),
+    ("setting", "torch_threads", "n_workers", "cores", "expected"),
     [
-        (None, 1, 1, True),  # a core is free for the reader (2 cores here, or more)
-        (None, 2, 1, None),  # free only where there are more than 2 cores
-        (None, 1, 2, None),
-        (True, 64, 1, True),
-        (False, 1, 1, False),
+        (None, 1, 1, 2, True),  # one core is free for the reader
+        (None, 2, 1, 2, False),  # torch has both
+        (None, 2, 1, 8, True),
+        (None, 1, 2, 2, False),  # two workers of one thread each fill two cores
+        (None, 1, 2, 8, True),
+        (True, 64, 1, 2, True),  # forced
+        (False, 1, 1, 8, False),
     ],
 )
 def test_reading_ahead_needs_a_free_core_unless_forced(
-    monkeypatch, setting, torch_threads, n_workers, expected
+    monkeypatch, setting, torch_threads, n_workers, cores, expected
 ):
     monkeypatch.setattr(detection, "READ_AHEAD", setting)
     monkeypatch.setattr(detection.torch, "get_num_threads", lambda: torch_threads)
-    for cores in (2, 8):
-        monkeypatch.setattr(detection.os, "cpu_count", lambda cores=cores: cores)
-        want = expected if expected is not None else n_workers * torch_threads < cores
-        assert detection._read_ahead(n_workers) is want
+    monkeypatch.setattr(detection.os, "cpu_count", lambda: cores)
+    assert detection._read_ahead(n_workers) is expected
