@@ -47,6 +47,7 @@ _EXPORTS = {
     "load_manifest": "datasets",
     "save_model": "persistence",
     "load_model": "persistence",
+    "DroppedParameterWarning": "persistence",
 }
 
 __all__ = [*_EXPORTS, "__version__"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 
+import numpy as np
 from skorch.hf import AccelerateMixin
 
 from .classifier import AttentionCNNClassifier
@@ -94,6 +95,16 @@ class AcceleratedAttentionCNNClassifier(AccelerateMixin, AttentionCNNClassifier)
             yield
         finally:
             self.accelerator = requested
+
+    def predict_proba(self, X) -> np.ndarray:
+        """As :meth:`AttentionCNNClassifier.predict_proba`, under the accelerator.
+
+        skorch's mixin reads ``self.accelerator`` while predicting, which is swapped in
+        for the call: unlike the plain classifier, do not share one fitted model between
+        threads.
+        """
+        with self._on_resolved_device():
+            return super().predict_proba(X)
 
     def _initialize_callbacks(self):
         # skorch's mixin makes accelerator.print the sink, which prints whatever verbose

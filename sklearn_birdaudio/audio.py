@@ -41,6 +41,19 @@ RESAMPLE_QUALITY = "HQ"
 READ_BLOCK_FRAMES = 1 << 16
 # Waveforms are float32: larger samples (finite in float64) would become infinite.
 FLOAT32_MAX = float(np.finfo(np.float32).max)
+# The lowest sample rate accepted for audio (file headers, ``source_rate``): real
+# recordings are sampled at 8 kHz or more. Resampling multiplies the samples by
+# ``sample_rate / rate``, so a forged 1 Hz header made 128 KB of WAV into 2.7 GB (156 s);
+# from 1 kHz the output is at most ``sample_rate / 1000`` times the input.
+MIN_SAMPLE_RATE = 1000
+# What load_audio may allocate for one recording (the decoded float32 samples, their mono
+# mix and the resampled output), checked against the header's frame count before
+# decoding: 4 GiB holds 9.3 h of mono audio at 32 kHz, 3.7 h of mono 48 kHz audio
+# resampled to 32 kHz, 1.7 h of stereo 48 kHz. A header may claim up to 2**36 frames
+# (256 GiB) in a file of a few KB. Longer recordings are read block by block with
+# stream_audio or detect, which never allocate from the declared length.
+MAX_LOAD_BYTES = 4 * 2**30
+BYTES_PER_SAMPLE = np.dtype(np.float32).itemsize
 # libsndfile's parse log line for a WAV/AIFF data chunk larger than the file holds.
 _TRUNCATED_DATA_CHUNK = re.compile(r"data\s*:\s*(?P<declared>\d+)\s*\(should be (?P<present>\d+)\)")
 
@@ -91,6 +104,68 @@ def _check_rate(value, name: str) -> int:
     if not np.isfinite(value) or value <= 0 or float(value) != int(value):
         raise ValueError(f"{name} must be a positive whole number of Hz, got {value!r}.")
     return int(value)
+
+
+def _check_audio_rate(rate: int, name: str | None, what: str) -> None:
+    """Refuse a source sample rate below :data:`MIN_SAMPLE_RATE`, before any resampling.
+
+    ``name`` is the input (``None`` for a parameter that applies to every input) and
+    ``what`` where the rate comes from (``"the header's sample rate"``, ``"source_rate"``).
+    """
+    if rate < MIN_SAMPLE_RATE:
+        prefix = f"{name}: " if name else ""
+        raise AudioError(
+            f"{prefix}{what} is {rate} Hz, below MIN_SAMPLE_RATE = {MIN_SAMPLE_RATE} Hz; "
+            f"expected audio sampled at {MIN_SAMPLE_RATE} Hz or more (recordings are "
+            "8 kHz and up; a lower rate is a corrupt header or not audio)."
+        )
+
+
+def _check_load_size(
+    name: str,
+    n_frames: int,
+    n_channels: int,
+    rate: int,
+    sample_rate: int,
+    mono: bool,
+    declared_frames: int | None = None,
+) -> None:
+    """Refuse a load of ``n_frames`` frames that would allocate over :data:`MAX_LOAD_BYTES`.
+
+    Counts the float32 arrays: for a file (``declared_frames``, its header's frame count,
+    is given) the decoded samples and their mono mix; for any source, the output when it
+    is resampled from ``rate`` to ``sample_rate``. An array is already in memory.
+    """
+    n_samples = 0
+    if declared_frames is not None:
+        n_samples += n_frames * (n_channels + (1 if mono and n_channels > 1 else 0))
+    if rate != sample_rate:
+        n_samples += (1 if mono else n_channels) * round(n_frames * sample_rate / rate)
+    n_bytes = BYTES_PER_SAMPLE * n_samples
+    if n_bytes <= MAX_LOAD_BYTES:
+        return
+    length = f"{n_channels} channel(s) at {rate} Hz"
+    if declared_frames is None:
+        length = f"its {n_frames} frames ({n_frames / rate / 3600:.1f} h, {length})"
+    else:
+        length = (
+            f"the header declares {declared_frames} frames ({declared_frames / rate / 3600:.1f}"
+            f" h, {length}); loading {n_frames} of them"
+        )
+    raise AudioError(
+        f"{name}: {length} at sample_rate={sample_rate} would allocate "
+        f"{n_bytes / 2**30:.3g} GiB, above MAX_LOAD_BYTES = {MAX_LOAD_BYTES / 2**30:.3g} GiB. "
+        "Read long recordings block by block with stream_audio() or detect(), or load a "
+        "part with offset_seconds and duration_seconds."
+    )
+
+
+def _too_short(name: str, n_samples: int, rate: int, sample_rate: int) -> AudioError:
+    """The error for audio that resamples to no sample at all."""
+    return AudioError(
+        f"{name}: {n_samples} sample(s) at {rate} Hz is shorter than one sample at "
+        f"sample_rate={sample_rate} Hz; expected a longer recording."
+    )
 
 
 def _check_path(source) -> str:
@@ -300,10 +375,7 @@ def _mix_and_resample(
 ) -> np.ndarray:
     """Average channels (if ``mono``) and resample a (n_channels, n_samples) waveform."""
     if waveform.shape[-1] * sample_rate < source_rate / 2:
-        raise AudioError(
-            f"{name}: {waveform.shape[-1]} sample(s) at {source_rate} Hz is shorter than one "
-            f"sample at sample_rate={sample_rate} Hz; expected a longer recording."
-        )
+        raise _too_short(name, waveform.shape[-1], source_rate, sample_rate)
     if waveform.shape[0] == 1 or mono:
         waveform = _downmix(waveform)
     if source_rate != sample_rate:
@@ -355,8 +427,12 @@ def load_audio(
     AudioError
         For any input that is not valid audio: missing path, directory, empty or
         non-audio file, a file whose data ends before its header says, zero samples,
-        NaN or infinite samples, arrays of the wrong dimension or dtype, or an offset
-        past the end. The message names the file (or "array input").
+        NaN or infinite samples, arrays of the wrong dimension or dtype, an offset
+        past the end, or a source rate (header or ``source_rate``) below
+        :data:`MIN_SAMPLE_RATE` (1 kHz). Also, before decoding, for a load that would
+        allocate more than :data:`MAX_LOAD_BYTES` (4 GiB: 9.3 h of mono 32 kHz audio)
+        by the header's frame count: stream long recordings with :func:`stream_audio`.
+        The message names the file (or "array input").
     ValueError
         For invalid parameters (``sample_rate``, ``source_rate``, offsets).
 
@@ -384,11 +460,14 @@ def load_audio(
                 f"its header, got source_rate={source_rate!r}."
             )
         name = os.fspath(source)
-        waveform, rate = _read_file(source, offset_seconds, duration_seconds)
+        waveform, rate = _read_file(source, sample_rate, mono, offset_seconds, duration_seconds)
         waveform = _check_finite(waveform, name)
     else:
         name = ARRAY_INPUT
-        rate = sample_rate if source_rate is None else _check_rate(source_rate, "source_rate")
+        rate = sample_rate
+        if source_rate is not None:
+            rate = _check_rate(source_rate, "source_rate")
+            _check_audio_rate(rate, name, "source_rate")
         waveform = _to_float_waveform(source, name)
         start = int(round(offset_seconds * rate))
         stop = None if duration_seconds is None else start + int(round(duration_seconds * rate))
@@ -398,16 +477,22 @@ def load_audio(
                 f"{waveform.shape[1] / rate:.3f} s waveform."
             )
         waveform = waveform[:, start:stop]
+        _check_load_size(name, *waveform.shape[::-1], rate, sample_rate, mono)
     return _mix_and_resample(waveform, rate, sample_rate, mono, name)
 
 
 def _read_file(
-    source, offset_seconds: float, duration_seconds: float | None
+    source, sample_rate: int, mono: bool, offset_seconds: float, duration_seconds: float | None
 ) -> tuple[np.ndarray, int]:
-    """Decode (part of) a file into a float32 (n_channels, n_samples) array and its rate."""
+    """Decode (part of) a file into a float32 (n_channels, n_samples) array and its rate.
+
+    The rate and the size of the load (to be resampled to ``sample_rate``) are checked
+    against the header before anything is decoded or allocated.
+    """
     path = _check_path(source)
     with _open(path) as sound_file:
         rate = int(sound_file.samplerate)
+        _check_audio_rate(rate, path, "the header's sample rate")
         declared_frames = int(sound_file.frames)
         start = int(round(offset_seconds * rate))
         if declared_frames == 0:
@@ -420,6 +505,8 @@ def _read_file(
         wanted = declared_frames - start
         if duration_seconds is not None:
             wanted = min(wanted, int(round(duration_seconds * rate)))
+        n_channels = int(sound_file.channels)
+        _check_load_size(path, wanted, n_channels, rate, sample_rate, mono, declared_frames)
         try:
             if start:
                 sound_file.seek(start)
@@ -474,7 +561,12 @@ def stream_audio(
     ------
     AudioError
         As :func:`load_audio`, raised when the bad part of the file is reached (the
-        message then says at which second).
+        message then says at which second), and for a recording too short to give one
+        sample at ``sample_rate``. A sample rate below :data:`MIN_SAMPLE_RATE` is refused
+        before anything is read. Memory does not depend on the length the header
+        declares (:data:`MAX_LOAD_BYTES` does not apply): a header that claims more
+        frames than the file holds gives the blocks decoded before its data ends, then
+        an error.
 
     Examples
     --------
@@ -503,7 +595,8 @@ def _stream_file(source, block_samples: int, sample_rate: int, mono: bool) -> It
     path = _check_path(source)
     with _open(path) as sound_file:
         rate = int(sound_file.samplerate)
-        declared_frames = int(sound_file.frames)
+        _check_audio_rate(rate, path, "the header's sample rate")
+        declared_frames = int(sound_file.frames)  # not trusted for allocation: data may end
         n_channels = 1 if mono else int(sound_file.channels)
         if declared_frames == 0:
             raise AudioError(f"{path}: contains no samples; expected at least one sample.")
@@ -515,19 +608,29 @@ def _stream_file(source, block_samples: int, sample_rate: int, mono: bool) -> It
             else None
         )
         pending: list[np.ndarray] = []
-        frames_read = 0
+        frames_read = samples_yielded = 0
         finished = False
+        # A read that fails part-way ends the stream: what was read before it is still
+        # resampled and yielded, and the error raised after it.
+        failure: AudioError | None = None
         while not finished:
             try:
                 data = sound_file.read(READ_BLOCK_FRAMES, dtype="float32", always_2d=True)
             except (soundfile.LibsndfileError, RuntimeError) as error:
-                raise AudioError(
-                    f"{path}: decoding failed after {frames_read / rate:.3f} s ({error}); the "
-                    "file may be truncated or corrupt."
-                ) from error
-            finished = data.shape[0] < READ_BLOCK_FRAMES
+                failure = AudioError(
+                    f"{path}: decoding failed after {frames_read / rate:.3f} s of the "
+                    f"{declared_frames / rate:.3f} s its header declares ({error}); the file "
+                    "may be truncated or corrupt."
+                )
+                failure.__cause__ = error
+                data = np.empty((0, int(sound_file.channels)), dtype=np.float32)
+            finished = failure is not None or data.shape[0] < READ_BLOCK_FRAMES
             if data.shape[0]:
-                _check_finite(data.T, path, start_seconds=frames_read / rate, rate=rate)
+                try:
+                    _check_finite(data.T, path, start_seconds=frames_read / rate, rate=rate)
+                except AudioError as error:
+                    failure, finished = error, True
+                    data = data[: int(np.argmin(np.isfinite(data).all(axis=1)))]
             frames_read += data.shape[0]
             chunk = _downmix(data.T) if mono else data
             if resampler is not None:
@@ -545,12 +648,18 @@ def _stream_file(source, block_samples: int, sample_rate: int, mono: bool) -> It
                 )
             rest = buffer[n_full * block_samples :]
             pending = [rest] if rest.shape[0] else []
+            samples_yielded += n_full * block_samples
             if finished and pending:
+                samples_yielded += rest.shape[0]
                 yield np.ascontiguousarray(rest.T)
+        if failure is not None:
+            raise failure
         if frames_read < declared_frames:
             raise AudioError(
                 f"{path}: truncated: the header declares {declared_frames} frames "
                 f"({declared_frames / rate:.3f} s) but the data ends after {frames_read} frames; "
                 "expected a complete file."
             )
+        if not samples_yielded:  # as load_audio: never an empty recording
+            raise _too_short(path, frames_read, rate, sample_rate)
     logger.debug("streamed %s: %d frames at %d Hz", path, frames_read, rate)

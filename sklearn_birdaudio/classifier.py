@@ -20,6 +20,7 @@ import logging
 import numbers
 import os
 import pickle
+import threading
 import warnings
 import weakref
 from pathlib import Path
@@ -31,7 +32,6 @@ import torch
 from sklearn.base import ClassifierMixin
 from sklearn.metrics import average_precision_score
 from sklearn.utils import check_random_state
-from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 from skorch import NeuralNet
 from skorch.callbacks import Callback, EarlyStopping, EpochScoring, LRScheduler
@@ -43,6 +43,7 @@ from .augment import make_augmentation
 from .devices import resolve_device
 from .log_mel import valid_frames
 from .modules import AttentionCNN
+from .targets import check_no_missing_labels, target_kind
 
 __all__ = ["AttentionCNNClassifier", "TrainingCheckpoint", "inference_module"]
 
@@ -57,6 +58,7 @@ CHECKPOINT_FORMAT = 2  # 2: the augmentations' generator
 # ``__dict__`` (scikit-learn's rule), and the copy is never pickled. An entry goes with
 # its module.
 _FAST_MODULES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_FAST_MODULES_LOCK = threading.Lock()
 # Parameters that do not change what training computes: a run resumes whatever their value.
 NOT_PART_OF_THE_RUN = frozenset(
     {"checkpoint_dir", "verbose", "device", "threshold", "callbacks", "inference"}
@@ -679,12 +681,7 @@ class AttentionCNNClassifier(ClassifierMixin, NeuralNet):
                 f"{type(self).__name__} requires y to be passed, but the target y is None."
             )
         columns = list(y.columns) if isinstance(y, pd.DataFrame) else None
-        y = np.asarray(y)
-        if y.dtype.kind == "f" and np.isnan(y).any():
-            raise ValueError(
-                f"y contains {int(np.isnan(y).sum())} NaN value(s); expected 0/1 indicators "
-                "or class labels (NaN is only allowed in X, as padding)."
-            )
+        y = check_no_missing_labels(y)
         if (
             y.ndim == 2
             and y.shape[1] > 1
@@ -697,7 +694,7 @@ class AttentionCNNClassifier(ClassifierMixin, NeuralNet):
             )
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)  # scikit-learn's reading of a column vector
-        kind = type_of_target(y)
+        kind = target_kind(y)
         if kind == "multilabel-indicator":
             if reset:
                 names = classes if classes is not None else columns
@@ -894,16 +891,17 @@ class AttentionCNNClassifier(ClassifierMixin, NeuralNet):
         plain = getattr(module, "_orig_mod", module)  # skorch's compile=True wraps it
         tensors = itertools.chain(plain.parameters(), plain.buffers())
         fingerprint = (self.inference, *((t.data_ptr(), t._version) for t in tensors))
-        cached = _FAST_MODULES.get(plain)
-        if cached is not None and cached[0] == fingerprint:
-            return cached[1]
-        fast = inference_module(plain, self.inference, **self.get_params_for("compile"))
-        _FAST_MODULES[plain] = (fingerprint, fast)
-        return fast
+        with _FAST_MODULES_LOCK:  # threads sharing a model build its copy once
+            cached = _FAST_MODULES.get(plain)
+            if cached is not None and cached[0] == fingerprint:
+                return cached[1]
+            fast = inference_module(plain, self.inference, **self.get_params_for("compile"))
+            _FAST_MODULES[plain] = (fingerprint, fast)
+            return fast
 
     def infer(self, x, **fit_params):
         """Logits of a batch; inputs longer than the window are scored window by window."""
-        x = to_tensor(x, device=self.device)
+        x = to_tensor(x, device=resolve_device(self.device))
         network = self._inference_module()
         window = self._window_frames
         if x.shape[-1] <= window:
@@ -1044,8 +1042,8 @@ class AttentionCNNClassifier(ClassifierMixin, NeuralNet):
         check_is_fitted(self, "module_")
         self._check_params()
         X = self._check_spectrograms(X, reset=False)
-        with self._on_resolved_device():
-            logits = self.forward(X, training=False)
+        # Nothing here sets an attribute: threads may share one fitted classifier.
+        logits = self.forward(X, training=False)
         return self.probabilities_from_logits(logits)
 
     def predict(self, X) -> np.ndarray:

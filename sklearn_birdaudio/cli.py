@@ -20,8 +20,10 @@ Exit codes
 2
     Invalid command line (unknown option, missing argument), as argparse reports it.
 3
-    ``predict`` finished, but some inputs could not be read: they are listed on stderr
-    and skipped; the tables of all the others are written.
+    ``predict`` finished, but some inputs could not be read, or only part of them: they
+    are listed on stderr; the tables of all the others are written, and a file read
+    part-way keeps the windows read before the error (marked partial: ``--resume``
+    retries it).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import json
 import logging
 import os
 import sys
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -46,12 +49,6 @@ logger = logging.getLogger("sklearn_birdaudio.cli")
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
 FORMATS = ("csv", "raven", "audacity")
 PICKLE_SUFFIXES = (".joblib", ".pkl", ".pickle")
-# First bytes of a pickle (protocol 2 or later) and of joblib's compressed pickles (zlib,
-# gzip, bz2, xz, lzma, lz4): how a joblib model without its usual suffix is recognised.
-PICKLE_MAGIC = (
-    b"\x80", b"\x78\x01", b"\x78\x5e", b"\x78\x9c", b"\x78\xda", b"\x1f\x8b", b"BZh",
-    b"\xfd7zXZ", b"\x5d\x00\x00", b"\x04\x22\x4d\x18",
-)  # fmt: skip
 LABEL_COLUMN_CANDIDATES = (("primary_label", "secondary_labels"), ("labels",), ("label",))
 
 
@@ -98,56 +95,50 @@ def _load_data(data: Path, classes=None):
     )
 
 
-def _is_pickle(path: Path) -> bool:
-    """Whether ``path`` looks like a joblib or pickle file (by its suffix or first bytes)."""
-    if path.suffix.lower() in PICKLE_SUFFIXES:
-        return True
-    with path.open("rb") as file:
-        return file.read(8).startswith(PICKLE_MAGIC)
-
-
 def _load_model(path: Path, allow_pickle: bool = False):
     """A fitted model saved by ``birdaudio train`` (or by ``save_model``).
 
     joblib/pickle files (``joblib.dump`` of a fitted pipeline) only with ``allow_pickle``:
-    loading one runs any code it holds.
+    loading one runs any code it holds. Parameters that the file sets and that act on the
+    machine are not restored (:class:`~sklearn_birdaudio.DroppedParameterWarning`): they
+    are listed on stderr.
     """
+    import warnings
+
     from sklearn.utils.validation import check_is_fitted
 
-    from .persistence import load_model
+    from .persistence import DroppedParameterWarning, load_model
 
     if not path.is_file():
         raise CommandError(f"{path}: model file not found.")
-    try:
-        model = load_model(path)
-    except ValueError as error:
-        if not _is_pickle(path):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DroppedParameterWarning)
+        try:
+            model = load_model(path, allow_pickle=allow_pickle)
+        except ValueError as error:
             raise CommandError(str(error)) from None
-        if not allow_pickle:
-            raise CommandError(
-                f"{path}: is a joblib/pickle file, refused: loading one runs any code it "
-                "contains. Pass --allow-pickle only if the file comes from a source you "
-                "trust; models saved by 'birdaudio train --out MODEL.safetensors' need no "
-                "such trust."
-            ) from None
-        model = _load_pickle(path)
+    for warning in caught:
+        if isinstance(warning.message, DroppedParameterWarning):
+            _print_dropped(warning.message.dropped)
+        else:
+            warnings.warn_explicit(
+                warning.message, warning.category, warning.filename, warning.lineno
+            )
     if not hasattr(model, "predict_proba") or not hasattr(model, "classes_"):
         raise CommandError(f"{path}: holds a {type(model).__name__}, not a fitted classifier.")
     check_is_fitted(model)
     return model
 
 
-def _load_pickle(path: Path):
-    """``joblib.load(path)``: runs the code in the file; only after --allow-pickle."""
-    import joblib
-
-    try:
-        return joblib.load(path)
-    except Exception as error:  # any unpickling failure means "not a model"
-        raise CommandError(
-            f"{path}: not a model file ({type(error).__name__}: {error}); expected a model "
-            "saved by 'birdaudio train'."
-        ) from error
+def _print_dropped(dropped: dict) -> None:
+    """The parameters a model file set that were not restored, one line each, on stderr."""
+    print(
+        "birdaudio: not restored from the model file (they act on this machine; defaults "
+        "are used):",
+        file=sys.stderr,
+    )
+    for name, (value, reason) in dropped.items():
+        print(f"  {name} = {value!r}  ({reason})", file=sys.stderr)
 
 
 def _classifier(model):
@@ -299,16 +290,16 @@ def _train_on_birdnet(args, X, Y) -> int:
 
 
 def _predict(args) -> int:
+    from .audio import audio_files
     from .detection import detect, quiet_model
-    from .tables import table_path_for, write_detections, write_detections_per_file
+    from .runs import PerFileRun, file_sha256
+    from .tables import write_detections
 
     model = quiet_model(_load_model(args.model, args.allow_pickle))  # copied once, not per file
     thresholds = _read_thresholds(args.thresholds) if args.thresholds else None
     combined = bool(args.out.suffix) and not args.out.is_dir()
     if args.resume and combined:
         raise CommandError("--resume needs a folder --out (one table per file).")
-    from .audio import audio_files
-
     run_files = [
         file
         for source in map(str, args.inputs)
@@ -316,16 +307,8 @@ def _predict(args) -> int:
     ]
     if not run_files:
         raise CommandError(f"no audio files in {[str(path) for path in args.inputs]}.")
-    sources = run_files
-    if args.resume:
-        sources = [
-            file
-            for file in run_files
-            if not table_path_for(file, args.out, args.format, audio_files=run_files).is_file()
-        ]
-        print(f"Resuming: {len(run_files) - len(sources)} file(s) already have a table, skipped.")
-        if not sources:
-            return EXIT_OK
+    if not combined:
+        _make_tables_folder(args.out)
     options = {
         "overlap_seconds": args.overlap,
         "min_confidence": args.min_confidence,
@@ -334,32 +317,82 @@ def _predict(args) -> int:
         "n_jobs": args.jobs,
         "verbose": args.verbose,
     }
-    with _dask_client(args.scheduler) as client:
-        if combined:
-            detections = detect(model, sources, client=client, **options)
-            written = [write_detections(detections, args.out, format=args.format)]
-        else:
-            # Tables are written as files finish, so an interrupted run loses at most the
-            # files in progress and --resume picks up from there.
-            written = []
-
-            def write_table(part) -> None:
-                written.extend(
-                    write_detections_per_file(
-                        part, args.out, format=args.format, audio_files=run_files
-                    )
-                )
-
-            detections = detect(model, sources, client=client, on_file=write_table, **options)
+    if combined:
+        with _dask_client(args.scheduler) as client:
+            detections = detect(model, run_files, client=client, **options)
+        written = [write_detections(detections, args.out, format=args.format)]
+    else:
+        # Each table is written as its file finishes, then its run record, which says what
+        # the table covers: --resume redoes every file whose record does not vouch for it.
+        settings = {key: options[key] for key in ("min_confidence", "overlap_seconds")}
+        run = PerFileRun(
+            run_files,
+            args.out,
+            args.format,
+            model_sha256=file_sha256(args.model),
+            settings={**settings, "thresholds": thresholds},
+        )
+        sources = _files_to_redo(run, args.verbose) if args.resume else run_files
+        if not sources:
+            return EXIT_OK
+        written = []
+        with _dask_client(args.scheduler) as client:
+            detections = detect(
+                model,
+                sources,
+                client=client,
+                on_file=lambda part: written.extend(run.write(part)),
+                **options,
+            )
     errors = detections.attrs.get("errors", [])
-    scored = len(detections.attrs.get("durations", {}))
+    durations = detections.attrs.get("durations", {})
     print(
-        f"{len(detections)} detections in {scored} file(s); {len(written)} table(s) written "
-        f"to {args.out}"
+        f"{len(detections)} detections in {len(durations)} file(s); {len(written)} table(s) "
+        f"written to {args.out}"
     )
     for entry in errors:
-        print(f"birdaudio: skipped {entry['file']}: {entry['error']}", file=sys.stderr)
+        file, error = entry["file"], entry["error"]
+        if file in durations:
+            print(
+                f"birdaudio: incomplete {file}: only its first {durations[file]:g} s were "
+                f"scored (kept, marked partial: --resume retries it): {error}",
+                file=sys.stderr,
+            )
+        else:
+            print(f"birdaudio: skipped {file}: {error}", file=sys.stderr)
     return EXIT_PARTIAL if errors else EXIT_OK
+
+
+def _make_tables_folder(out: Path) -> None:
+    """Create the folder of per-file tables, or say in one line why ``out`` cannot be one."""
+    expected = (
+        "expected --out to be a folder (one table per audio file) or a file name with an "
+        "extension (e.g. detections.csv) for one combined table"
+    )
+    if out.exists() and not out.is_dir():
+        raise CommandError(f"{out}: exists and is not a folder; {expected}.")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        message = f"{out}: cannot create this folder ({error.strerror}); {expected}."
+        raise CommandError(message) from error
+
+
+def _files_to_redo(run, verbose: int) -> list[str]:
+    """The files ``--resume`` scores: one line says how many are skipped and why the others
+    are redone; ``-v`` lists each of them with its reason."""
+    reasons = run.redo_reasons()
+    redo = [file for file, reason in reasons.items() if reason is not None]
+    counts = Counter(reasons[file] for file in redo)
+    line = f"Resuming: {len(reasons) - len(redo)} of {len(reasons)} file(s) complete, skipped"
+    if redo:
+        why = ", ".join(f"{count} {reason}" for reason, count in counts.items())
+        line += f"; {len(redo)} to score ({why})"
+    print(f"{line}.")
+    if verbose > 1:
+        for file in redo:
+            print(f"  redo {file}: {reasons[file]}")
+    return redo
 
 
 @contextlib.contextmanager
@@ -482,7 +515,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="birdaudio",
         description="Train bird-sound classifiers and detect birds in recordings.",
         epilog="Exit codes: 0 success, 1 error, 2 invalid command line, 3 predict skipped "
-        "unreadable inputs.",
+        "unreadable inputs or read some only in part.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -563,7 +596,14 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     predict.add_argument(
         "--resume", action="store_true",
-        help="skip files whose table already exists in the --out folder",
+        help="score only the files not yet done in the --out folder: a file is skipped when "
+        "its table's run record (in --out/.birdaudio-records/) names it, matches its size "
+        "and modification time, this model and settings, says complete and hashes the table "
+        "as it is; missing, partial, stale, edited or truncated tables are redone",
+    )  # fmt: skip
+    predict.add_argument(
+        "-v", "--verbose", dest="verbose", action="store_const", const=2, default=1,
+        help="with --resume, also list each file scored again and why",
     )  # fmt: skip
     predict.add_argument("--batch-size", type=int, default=64, help="windows scored at once")
     predict.add_argument(

@@ -40,6 +40,7 @@ from tqdm.auto import tqdm
 from .audio import (
     AUDIO_EXTENSIONS,
     AudioError,
+    _check_audio_rate,
     _check_rate,
     audio_files,
     audio_info,
@@ -275,13 +276,24 @@ class _ReadAhead:
 
 
 def _batches(windows, batch_size: int) -> Iterator[tuple[list[int], list[np.ndarray]]]:
+    """``(starts, windows)`` in batches of ``batch_size`` (the last one may be shorter).
+
+    When reading fails part-way (an :class:`AudioError` from ``windows``), the windows
+    already cut are yielded as one last batch before the error is raised, so that they are
+    scored rather than lost with the batch they were waiting in.
+    """
     starts, batch = [], []
-    for start, window in windows:
-        starts.append(start)
-        batch.append(window)
-        if len(batch) == batch_size:
+    try:
+        for start, window in windows:
+            starts.append(start)
+            batch.append(window)
+            if len(batch) == batch_size:
+                yield starts, batch
+                starts, batch = [], []
+    except AudioError:
+        if batch:
             yield starts, batch
-            starts, batch = [], []
+        raise
     if batch:
         yield starts, batch
 
@@ -299,13 +311,16 @@ def _score_stream(
     """Yield ``(starts, ends, probabilities)`` per batch of windows of one recording.
 
     Starts and ends are sample indices; the last window's end is the recording's length.
-    With ``read_ahead``, the next batch is read in a thread while the model scores.
+    With ``read_ahead``, the next batch is read in a thread while the model scores. An
+    :class:`AudioError` part-way through is raised after every window cut before it has
+    been scored and yielded.
     """
     blocks = stream_audio(
         source,
         block_seconds=READ_BLOCK_SECONDS,
         sample_rate=grid.sample_rate,
-        source_rate=input_sample_rate,
+        # the rate of waveforms only: a file's rate is in its header
+        source_rate=None if isinstance(source, (str, os.PathLike)) else input_sample_rate,
     )
     batches = _batches(_windows(blocks, grid), batch_size)
     if read_ahead and READ_AHEAD_BATCHES > 0:
@@ -509,6 +524,10 @@ def _expected_seconds(source, sample_rate: int, input_sample_rate) -> float:
 
 @dataclass
 class _FileResult:
+    """One recording's result: ``duration_s`` is the seconds scored (None: nothing was) and
+    ``error`` why reading stopped (None: it reached the end); a file that failed part-way
+    has both."""
+
     name: str
     detections: pd.DataFrame
     duration_s: float | None
@@ -529,8 +548,10 @@ def _detect_one(
 ):
     """Detections of one recording; an unreadable one gives its error instead of raising.
 
-    Detections from the part of a file before a decoding error are kept. ``progress`` is
-    called with the seconds of audio scored by each batch.
+    Detections from the part of a file before a decoding error are kept: every window cut
+    before the error is scored, and ``duration_s`` is the end of the last one (the seconds
+    scored), so a file that failed part-way has both a duration and an error. ``progress``
+    is called with the seconds of audio scored by each batch.
     """
     frames, end, error = [], 0, None
     try:
@@ -636,9 +657,10 @@ def detect(
         Called with each recording's detections as soon as it is scored (in the order
         they finish, in this process): a DataFrame like the one returned, for that
         recording alone, with its ``attrs`` (``durations`` empty and ``errors`` set for
-        an unreadable one). Write tables there so that an interrupted run loses nothing
-        already scored, e.g. ``on_file=lambda part: write_detections_per_file(part,
-        "tables/")``.
+        an unreadable one; both set for one that failed part-way, whose detections are
+        those of the windows read before the error). Write tables there so that an
+        interrupted run loses nothing already scored, e.g. ``on_file=lambda part:
+        write_detections_per_file(part, "tables/")``.
 
     Returns
     -------
@@ -651,15 +673,24 @@ def detect(
         - ``"durations"``: ``{file: seconds}`` of every recording that was scored, even
           those without detections;
         - ``"errors"``: a list of ``{"file": ..., "error": ...}`` for recordings that
-          could not be read. They are skipped (and logged) without stopping the others;
-          a file that fails part-way keeps the detections of the part before the error;
+          could not be read or scored. They are skipped (and logged) without stopping
+          the others: unreadable audio, a recording too short to give one sample at the
+          model's rate, any other exception while decoding or scoring it (its type and
+          message: a ``MemoryError``, an error of the model), and non-finite scores
+          (NaN or infinite probabilities: the model file may be corrupt). A file that
+          fails part-way on its audio keeps the detections of the part before the
+          error. Every source is in ``durations`` or here (or in both when it failed
+          part-way);
         - ``"frequency_range"``: ``(low Hz, high Hz)`` of the model's mel band, used by
           the Raven writer of :mod:`sklearn_birdaudio.tables`.
 
     Raises
     ------
     ValueError
-        For invalid parameters, naming them.
+        For invalid parameters, naming them (``input_sample_rate`` below
+        :data:`~sklearn_birdaudio.audio.MIN_SAMPLE_RATE` included).
+    KeyboardInterrupt, SystemExit
+        Are not caught per file: they stop the whole call.
 
     See Also
     --------
@@ -669,6 +700,8 @@ def detect(
     classes = _check_model(model)
     _check_batch_size(batch_size)
     _check_input_sample_rate(input_sample_rate)
+    if input_sample_rate is not None:  # for every waveform: refused once, not per file
+        _check_audio_rate(int(input_sample_rate), None, "input_sample_rate")
     model_audio = _model_audio(model)
     grid = _make_grid(model_audio, window_seconds, overlap_seconds)
     per_class = _thresholds(classes, min_confidence, thresholds)
@@ -690,7 +723,8 @@ def detect(
     if on_file is not None and not callable(on_file):
         raise TypeError(f"on_file must be callable, got {type(on_file).__name__}.")
     arguments = (grid, per_class, classes, batch_size, input_sample_rate)
-    model = quiet_model(model)  # one progress bar: detect's
+    # One progress bar (detect's); non-finite scores are per-file errors.
+    model = _FiniteScores(quiet_model(model))
     assemble = _Assembly(names, classes, model_audio.frequency_range)
     results = {}
     with tqdm(
@@ -701,6 +735,15 @@ def detect(
         disable=not verbose,
     ) as bar:
         for result in _run(model, source_list, names, lengths, arguments, n_jobs, client, bar):
+            if result.duration_s is None and result.error is None:  # never dropped silently
+                result = _FileResult(
+                    result.name,
+                    None,
+                    None,
+                    f"{result.name}: no window was scored (no audio at the model's "
+                    f"{grid.sample_rate} Hz); expected at least one sample.",
+                )
+                logger.warning("skipped %s", result.error)
             results[result.name] = result
             bar.set_postfix(files=f"{len(results)}/{len(names)}")
             if on_file is not None:
@@ -756,11 +799,59 @@ def _run(
     n_workers = min(len(source_list), _effective_n_jobs(n_jobs))
     if n_workers <= 1:
         for source, name in zip(source_list, names, strict=True):
-            yield _detect_one(
-                model, source, name, *arguments, progress=bar.update, read_ahead=_read_ahead()
-            )
+            yield _score_file(model, source, name, arguments, bar.update, _read_ahead())
         return
     yield from _run_in_threads(model, source_list, names, lengths, arguments, n_workers, bar)
+
+
+def _score_file(model, source, name, arguments, progress, read_ahead: bool) -> _FileResult:
+    """:func:`_detect_one`, with any failure of this one file as its error.
+
+    ``_detect_one`` lists unreadable audio itself; any other exception raised while
+    decoding or scoring the file (a ``MemoryError``, an error of the model) skips this
+    file, not the batch: the others' tables are kept. ``KeyboardInterrupt`` and
+    ``SystemExit`` are no ``Exception``: they still stop the call.
+    """
+    try:
+        return _detect_one(
+            model, source, name, *arguments, progress=progress, read_ahead=read_ahead
+        )
+    except Exception as error:
+        message = f"{name}: {type(error).__name__}"
+        if str(error):
+            message += f": {error}"
+        logger.error("skipped %s", message)
+        logger.debug("traceback of the error of %s", name, exc_info=True)
+        return _FileResult(name, None, None, message)
+
+
+class _FiniteScores:
+    """``model``, whose ``predict_proba`` raises ``ValueError`` on non-finite scores.
+
+    A model with NaN weights (a corrupt model file) returns NaN probabilities, which no
+    threshold passes: detect would write tables without rows and report success. It
+    scores with this wrapper, so that each file lists the error instead.
+    """
+
+    def __init__(self, model):
+        self.model = model
+
+    def __getattr__(self, name: str):  # classes_ and the rest are the model's
+        if name.startswith("__") or name == "model":  # copy and pickle find no model yet
+            raise AttributeError(name)
+        return getattr(self.model, name)
+
+    def predict_proba(self, X) -> np.ndarray:
+        probabilities = np.asarray(self.model.predict_proba(X), dtype=np.float64)
+        finite = np.isfinite(probabilities).reshape(len(probabilities), -1).all(axis=1)
+        if not finite.all():
+            raise ValueError(
+                f"the model returned non-finite scores (NaN or infinite) for "
+                f"{int((~finite).sum())} of {len(finite)} windows in a batch; expected "
+                "probabilities in [0, 1]: the model file may be corrupt (retrain it or "
+                "restore a good copy)."
+            )
+        return probabilities
 
 
 def _run_in_threads(model, source_list, names, lengths, arguments, n_workers, bar):
@@ -781,9 +872,7 @@ def _run_in_threads(model, source_list, names, lengths, arguments, n_workers, ba
     def score(source, name):
         if not hasattr(copies, "model"):
             copies.model = copy.deepcopy(model)
-        return _detect_one(
-            copies.model, source, name, *arguments, progress=progress, read_ahead=read_ahead
-        )
+        return _score_file(copies.model, source, name, arguments, progress, read_ahead)
 
     order = sorted(range(len(source_list)), key=lambda index: -lengths[index])
     threads = max(1, (os.cpu_count() or 1) // n_workers)

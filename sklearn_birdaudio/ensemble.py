@@ -14,8 +14,9 @@ from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.exceptions import NotFittedError
 from sklearn.utils import Bunch, get_tags
-from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_is_fitted, column_or_1d
+
+from .targets import check_no_missing_labels, target_kind
 
 __all__ = ["VotingClassifier"]
 
@@ -156,10 +157,11 @@ class VotingClassifier(ClassifierMixin, BaseEstimator):
         self : VotingClassifier
         """
         self._check_params()
-        targets = np.asarray(y)  # y itself goes to the members (a DataFrame names classes)
+        # y itself goes to the members (a DataFrame names classes)
+        targets = check_no_missing_labels(y)
         if targets.ndim == 2 and targets.shape[1] == 1 and not hasattr(y, "columns"):
             y = targets = column_or_1d(targets, warn=True)  # a column vector is labels
-        self.multilabel_ = type_of_target(targets) == "multilabel-indicator"
+        self.multilabel_ = target_kind(targets) == "multilabel-indicator"
         self.estimators_ = Parallel(n_jobs=self.n_jobs)(
             delayed(_fit_one)(estimator, X, y) for _, estimator in self.estimators
         )

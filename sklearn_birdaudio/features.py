@@ -24,7 +24,7 @@ from sklearn.utils.validation import check_memory, validate_data
 from tqdm.auto import tqdm
 
 from . import __version__
-from .audio import AudioError, audio_info, load_audio
+from .audio import AudioError, _check_audio_rate, audio_info, load_audio
 from .devices import resolve_device
 from .log_mel import FFT_DTYPES, LogMelSpectrogram, n_frames_for, valid_frames
 
@@ -176,7 +176,8 @@ class MelSpectrogramTransformer(TransformerMixin, BaseEstimator):
         part is decoded.
     input_sample_rate : int or None, default=None
         Sample rate of waveform (array) inputs; ``None`` means they are already at
-        ``sample_rate``. Files always use the rate in their header.
+        ``sample_rate``. Files always use the rate in their header. At least
+        :data:`~sklearn_birdaudio.audio.MIN_SAMPLE_RATE` (1 kHz), as for files.
     fft_precision : {"float64", "float32"}, default="float64"
         Precision of the windowed FFT; everything else is float32. ``"float64"`` matches
         librosa (whose numpy FFT computes in double) within 1e-3 dB everywhere.
@@ -290,6 +291,8 @@ class MelSpectrogramTransformer(TransformerMixin, BaseEstimator):
         positive("fmax", self.fmax, allow_none=True)
         positive("top_db", self.top_db, allow_none=True)
         positive("input_sample_rate", self.input_sample_rate, integer=True, allow_none=True)
+        if self.input_sample_rate is not None:
+            _check_audio_rate(self.input_sample_rate, None, "input_sample_rate")
         positive("batch_size", self.batch_size, integer=True)
         fmin = self.fmin
         if isinstance(fmin, bool) or not isinstance(fmin, numbers.Real) or not 0 <= fmin < np.inf:

@@ -13,8 +13,9 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.linear_model import LogisticRegression
 from sklearn.multiclass import OneVsRestClassifier
-from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_is_fitted
+
+from .targets import check_no_missing_labels, target_kind
 
 __all__ = ["EmbeddingLogisticRegression"]
 
@@ -71,8 +72,8 @@ class EmbeddingLogisticRegression(ClassifierMixin, BaseEstimator):
         -------
         self : EmbeddingLogisticRegression
         """
-        targets = np.asarray(y)
-        self.multilabel_ = type_of_target(targets) == "multilabel-indicator"
+        targets = check_no_missing_labels(y)
+        self.multilabel_ = target_kind(targets) == "multilabel-indicator"
         logistic = LogisticRegression(
             C=self.C, class_weight=self.class_weight, max_iter=self.max_iter
         )

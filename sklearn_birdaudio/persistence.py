@@ -31,7 +31,6 @@ from sklearn.preprocessing import LabelBinarizer, StandardScaler
 from sklearn.utils import Bunch
 from sklearn.utils.validation import check_is_fitted
 from skorch.dataset import Dataset
-from skorch.exceptions import DeviceWarning
 from skorch.history import History
 
 from . import __version__
@@ -41,8 +40,9 @@ from .ensemble import VotingClassifier
 from .features import MelSpectrogramTransformer
 from .linear import EmbeddingLogisticRegression
 from .modules import AttentionCNN
+from .restorable import check_params, check_work_budget, is_local
 
-__all__ = ["load_model", "save_model"]
+__all__ = ["DroppedParameterWarning", "is_model_file", "load_model", "save_model"]
 
 FORMAT = "sklearn-birdaudio-model"
 FORMAT_VERSION = 1
@@ -86,6 +86,24 @@ PARAMETER_CLASSES = {
 # Parameters that only matter for training: dropped (with a warning) when not storable.
 TRAINING_ONLY_PREFIXES = ("callbacks", "train_split", "iterator_train__", "augment")
 ARRAY_KINDS = "biufUO"
+MAX_ARRAY_BYTES = 64 * 2**20  # an $array of the JSON description, once decoded
+# Fitted attributes that hold real numbers: a file cannot relabel them as integers.
+FLOAT_STATE = frozenset({"coef_", "intercept_", "mean_", "var_", "scale_", "weights_"})
+MAX_HEADER_BYTES = 100 * 2**20  # safetensors' own limit on the JSON header
+# First bytes of a pickle (protocol 2 or later) and of joblib's compressed pickles (zlib,
+# gzip, bz2, xz, lzma, lz4): how a joblib model without its usual suffix is recognised,
+# once the file has been found not to be safetensors.
+PICKLE_SUFFIXES = (".joblib", ".pkl", ".pickle")
+PICKLE_MAGIC = (
+    b"\x80", b"\x78\x01", b"\x78\x5e", b"\x78\x9c", b"\x78\xda", b"\x1f\x8b", b"BZh",
+    b"\xfd7zXZ", b"\x5d\x00\x00", b"\x04\x22\x4d\x18",
+)  # fmt: skip
+SAFETENSORS_DTYPES = {
+    "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
+    "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8,
+    "U8": torch.uint8, "BOOL": torch.bool,
+}  # fmt: skip
+MEMBER_LISTS = ("steps", "estimators")
 TAGS = ("$tuple", "$path", "$array", "$class", "$estimator", "$tensor")
 
 
@@ -95,6 +113,21 @@ class _Unstorable(Exception):
 
 class _Invalid(Exception):
     """A model description that load_model refuses."""
+
+
+class DroppedParameterWarning(UserWarning):
+    """A model file set parameters that act on the machine; they were not restored.
+
+    Attributes
+    ----------
+    dropped : dict
+        ``{parameter: (value in the file, why it is not restored)}``, parameters named as
+        in ``get_params(deep=True)`` (``"cnn__device"``).
+    """
+
+    def __init__(self, message: str, dropped: dict):
+        super().__init__(message)
+        self.dropped = dropped
 
 
 def _name_of(table: dict, value) -> str | None:
@@ -190,6 +223,8 @@ class _Writer:
                     "the loaded model caches nothing until you set it again."
                 )
                 value = None
+            if is_local(type(estimator), key, value):
+                continue  # it describes the machine that trained the model, not the model
             try:
                 params[key] = self.value(value, where, key)
             except _Unstorable as error:
@@ -383,16 +418,21 @@ def _expect(condition: bool, message: str) -> None:
 
 
 class _Reader:
-    """Rebuilds estimators from a description, creating allow-listed classes only."""
+    """Rebuilds estimators from a description, creating allow-listed classes only.
+
+    Every parameter is checked against its declared domain (:mod:`.restorable`) before an
+    estimator is built; those that act on the machine are left at their defaults and
+    collected in ``dropped``.
+    """
 
     def __init__(self, handle):
         self.handle = handle
         self.keys = set(handle.keys())
-        self.device_warnings: list[str] = []
+        self.dropped: dict[str, tuple] = {}
 
-    def value(self, value):
+    def value(self, value, where: str = ""):
         if isinstance(value, list):
-            return [self.value(item) for item in value]
+            return [self.value(item, where) for item in value]
         if not isinstance(value, dict):
             _expect(
                 value is None or isinstance(value, (bool, int, float, str)),
@@ -401,29 +441,45 @@ class _Reader:
             return value
         tags = [key for key in value if key.startswith("$")]
         if not tags:
-            return {key: self.value(item) for key, item in value.items()}
+            return {key: self.value(item, where) for key, item in value.items()}
         _expect(tags[0] in TAGS, f"unknown tag {tags[0]!r}")
         tag, content = tags[0], value[tags[0]]
         if tag == "$estimator":
-            return self.estimator(value)
+            return self.estimator(value, where)
         _expect(len(value) == 1, f"unexpected keys {sorted(value)} next to {tag!r}")
         if tag == "$tuple":
             _expect(isinstance(content, list), f"$tuple of {content!r}")
-            return tuple(self.value(item) for item in content)
+            if len(content) == 2 and isinstance(content[0], str):  # a (name, estimator) pair
+                return (content[0], self.value(content[1], f"{where}{content[0]}__"))
+            return tuple(self.value(item, where) for item in content)
         if tag == "$path":
             _expect(isinstance(content, str), f"$path of {content!r}")
             return Path(content)
         if tag == "$array":
             return self.array(content)
         if tag == "$tensor":
-            _expect(isinstance(content, str) and content in self.keys, f"$tensor {content!r}")
-            return self.handle.get_tensor(content).numpy()
+            return self.tensor(content, where)
         _expect(
             content in PARAMETER_CLASSES,
             f"names class {content!r}, which is not one of those a model may use "
             f"({', '.join(PARAMETER_CLASSES)})",
         )
         return PARAMETER_CLASSES[content]
+
+    def tensor(self, key, where: str) -> np.ndarray:
+        """A fitted attribute's tensor: finite, and real-valued where it must be."""
+        _expect(isinstance(key, str) and key in self.keys, f"$tensor {key!r}")
+        array = self.handle.get_tensor(key).numpy()
+        name = where.rstrip("_").rsplit("__", 1)[-1] + "_" if where else ""
+        _expect(
+            array.dtype.kind == "f" or name not in FLOAT_STATE,
+            f"{where[:-2]} is stored as {array.dtype}; expected real numbers",
+        )
+        _expect(
+            array.dtype.kind != "f" or bool(np.isfinite(array).all()),
+            f"{where[:-2]} holds NaN or infinite values",
+        )
+        return array
 
     def array(self, content) -> np.ndarray:
         _expect(isinstance(content, dict) and set(content) == {"dtype", "values"}, "bad array")
@@ -434,12 +490,16 @@ class _Reader:
         values = content["values"]
         _expect(dtype.kind in ARRAY_KINDS and isinstance(values, list), "bad array")
         _expect(
+            len(values) * dtype.itemsize <= MAX_ARRAY_BYTES,
+            f"an array of {len(values)} x {dtype} is larger than {MAX_ARRAY_BYTES} bytes",
+        )
+        _expect(
             all(item is None or isinstance(item, (bool, int, float, str)) for item in values),
             "array of non-scalar values",
         )
         return np.asarray(values, dtype=dtype)
 
-    def estimator(self, node: dict):
+    def estimator(self, node: dict, where: str = ""):
         name = node.get("$estimator")
         _expect(
             name in ESTIMATORS,
@@ -448,35 +508,42 @@ class _Reader:
         )
         _expect(set(node) <= {"$estimator", "params", "fitted"}, f"unexpected keys {list(node)}")
         _expect(isinstance(node.get("params"), dict), f"{name} without params")
-        params = {key: self.value(value) for key, value in node["params"].items()}
-        _expect(not any(key.startswith("_") for key in params), "private parameters")
-        # A joblib cache folder holds pickles: a file must not point the model at one.
-        _expect(params.get("memory") is None, f"memory={params.get('memory')!r}")
-        device = params.get("device")
-        if isinstance(device, str) and device.startswith("cuda") and not torch.cuda.is_available():
-            self.device_warnings.append(
-                f"{name} was saved with device={device!r} but CUDA is not available here; "
-                "it uses device='cpu'."
-            )
-            params["device"] = "cpu"
-        estimator = ESTIMATORS[name](**params)
+        params = {
+            # members of a pipeline or an ensemble are named as in get_params(deep=True)
+            key: self.value(value, where if key in MEMBER_LISTS else f"{where}{key}__")
+            for key, value in node["params"].items()
+        }
+        kind = ESTIMATORS[name]
+        try:
+            params, dropped = check_params(kind, params, where)
+        except ValueError as error:
+            raise _Invalid(str(error)) from None
+        self.dropped.update(dropped)
+        estimator = kind(**params)
+        _validate(estimator, where)
         if "fitted" in node:
             _expect(isinstance(node["fitted"], dict), "bad fitted state")
-            self.restore(estimator, node["fitted"])
+            self.restore(estimator, node["fitted"], where)
+        else:
+            _budget(estimator, where)
         return estimator
 
-    def restore(self, estimator, state: dict) -> None:
+    def restore(self, estimator, state: dict, where: str) -> None:
         """Set what ``estimator`` learned from ``state`` (as written by _Writer.fitted)."""
         if isinstance(estimator, MelSpectrogramTransformer):
             _expect(set(state) <= {"n_features_in_", "feature_names_in_"}, "bad mel state")
             for key, value in state.items():
                 setattr(estimator, key, self.value(value))
+            _budget(estimator, where)
         elif isinstance(estimator, VotingClassifier):
             members = state["estimators_"]
             _expect(isinstance(members, list), "bad estimators_")
-            estimator.estimators_ = [self.estimator(member) for member in members]
             names = [name for name, _ in estimator.estimators]
             _expect(len(names) == len(members), "estimators_ do not match estimators")
+            estimator.estimators_ = [
+                self.estimator(member, f"{where}{name}__")
+                for name, member in zip(names, members, strict=True)
+            ]
             estimator.named_estimators_ = Bunch(
                 **dict(zip(names, estimator.estimators_, strict=True))
             )
@@ -485,58 +552,167 @@ class _Reader:
             if "feature_names_in_" in state:
                 estimator.feature_names_in_ = self.array(state["feature_names_in_"])
         elif isinstance(estimator, AttentionCNNClassifier):
-            self.restore_net(estimator, state)
+            self.restore_net(estimator, state, where)
         elif isinstance(estimator, PLAIN_STATE):
             for key, value in state.items():
                 _expect(key.endswith("_") and not key.startswith("_"), f"fitted attribute {key!r}")
-                setattr(estimator, key, self.value(value))
+                setattr(estimator, key, self.value(value, f"{where}{key}__"))
         else:
             _expect(not state, f"unexpected fitted state of a {type(estimator).__name__}")
 
-    def restore_net(self, net: AttentionCNNClassifier, state: dict) -> None:
+    def restore_net(self, net: AttentionCNNClassifier, state: dict, where: str) -> None:
+        _expect(
+            set(state) == {"weights", "classes_", "multilabel_", "n_mels_", "seed", "history"},
+            f"{where}fitted state with keys {sorted(state)}",
+        )
         net.classes_ = self.array(state["classes_"])
         net.multilabel_ = bool(state["multilabel_"])
-        net.n_mels_ = state["n_mels_"]
-        net._seed = state["seed"]
-        _expect(isinstance(net.n_mels_, int) and isinstance(net._seed, int), "bad net state")
+        n_mels, seed = state["n_mels_"], state["seed"]
+        _expect(
+            type(n_mels) is int and 1 <= n_mels <= 1024 and type(seed) is int and 0 <= seed < 2**32,
+            f"{where}n_mels_={n_mels!r}, seed={seed!r}",
+        )
+        _expect(1 <= len(net.classes_) <= 100_000, f"{where}classes_ of {len(net.classes_)}")
+        net.n_mels_, net._seed = n_mels, seed
+        _budget(net, where, n_mels=n_mels)
+        prefix = state["weights"]
+        _expect(isinstance(prefix, str) and prefix.endswith("/"), "bad weights name")
+        self.check_weights(net, prefix, where)
         net._random_windows = RandomWindows(net._window_frames, net._seed)
         # Building the network draws random initial weights: keep the caller's RNG as it was.
         with net._on_resolved_device(), torch.random.fork_rng(devices=[]):
             net.initialize()
         module = getattr(net.module_, "_orig_mod", net.module_)
-        prefix = state["weights"]
-        _expect(isinstance(prefix, str) and prefix.endswith("/"), "bad weights name")
-        stored = {key[len(prefix) :] for key in self.keys if key.startswith(prefix)}
-        expected = set(module.state_dict())
-        _expect(
-            stored == expected,
-            f"the tensors {prefix}* do not match the network (missing "
-            f"{sorted(expected - stored)[:5]}, unexpected {sorted(stored - expected)[:5]})",
-        )
-        try:
-            module.load_state_dict({key: self.handle.get_tensor(prefix + key) for key in stored})
-        except RuntimeError as error:  # tensor shapes that do not fit the network
-            raise _Invalid(f"the weights do not fit the network: {error}") from None
+        weights = {key: self.handle.get_tensor(prefix + key) for key in module.state_dict()}
+        for key, tensor in weights.items():
+            _expect(
+                not tensor.is_floating_point() or bool(torch.isfinite(tensor).all()),
+                f"{where}weights {key} hold NaN or infinite values",
+            )
+        module.load_state_dict(weights)
         history = state["history"]
         _expect(isinstance(history, list) and all(isinstance(r, dict) for r in history), "history")
         net.history_ = History(history)
 
+    def check_weights(self, net: AttentionCNNClassifier, prefix: str, where: str) -> None:
+        """The file's tensors have exactly the names, shapes and dtypes of the network.
 
-def load_model(path: str | os.PathLike):
+        The network is built on torch's ``meta`` device, which allocates nothing: a file
+        that declares a huge architecture is refused before any memory is spent, and the
+        real network is then no larger than the tensors in the file.
+        """
+        kwargs = {"n_classes": len(net.classes_), "n_mels": net.n_mels_}
+        kwargs.update(net.get_params_for("module"))
+        try:
+            with torch.device("meta"):
+                expected = net.module(**kwargs).state_dict()
+        except (TypeError, ValueError) as error:  # the network's own argument checks
+            raise _Invalid(f"{where}module: {error}") from None
+        stored = {key[len(prefix) :] for key in self.keys if key.startswith(prefix)}
+        missing, unexpected = sorted(set(expected) - stored), sorted(stored - set(expected))
+        _expect(
+            not missing and not unexpected,
+            f"the tensors {prefix}* do not match the network (missing {missing[:5]}, "
+            f"unexpected {unexpected[:5]})",
+        )
+        for key, tensor in expected.items():
+            found = self.handle.get_slice(prefix + key)
+            shape, dtype = tuple(found.get_shape()), SAFETENSORS_DTYPES.get(found.get_dtype())
+            _expect(
+                shape == tuple(tensor.shape) and dtype == tensor.dtype,
+                f"the weights do not fit the network: {key} is {dtype} {list(shape)} in the "
+                f"file, the network needs {tensor.dtype} {list(tensor.shape)}",
+            )
+
+
+def _validate(estimator, where: str) -> None:
+    """The estimator's own checks of its parameters (ours and scikit-learn's)."""
+    try:
+        if hasattr(estimator, "_check_params"):
+            estimator._check_params()
+        elif hasattr(estimator, "_parameter_constraints"):
+            estimator._validate_params()
+    except (TypeError, ValueError) as error:  # scikit-learn raises InvalidParameterError
+        raise _Invalid(f"{where}{type(error).__name__}: {error}") from None
+
+
+def _budget(estimator, where: str, n_mels: int | None = None) -> None:
+    try:
+        check_work_budget(estimator, where, n_mels=n_mels)
+    except ValueError as error:
+        raise _Invalid(str(error)) from None
+
+
+def is_model_file(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a safetensors file, recognised by parsing its header.
+
+    A safetensors file starts with the length of its JSON header (8 bytes, little-endian),
+    then the header itself. Its first byte is that length's low byte, which may be any
+    value (``0x80``, a pickle's first byte, included): so the header is parsed, never a
+    first byte matched.
+
+    Parameters
+    ----------
+    path : str or path-like
+        An existing file.
+
+    Returns
+    -------
+    bool
+        True when the file holds a well-formed safetensors header (a JSON object that
+        fits in the file), whatever its content.
+    """
+    with open(path, "rb") as file:
+        prefix = file.read(8)
+        if len(prefix) < 8:
+            return False
+        length = int.from_bytes(prefix, "little")
+        size = os.fstat(file.fileno()).st_size
+        if not 2 <= length <= min(MAX_HEADER_BYTES, size - 8):
+            return False
+        try:
+            header = json.loads(file.read(length))
+        except (UnicodeDecodeError, ValueError):
+            return False
+    return isinstance(header, dict)
+
+
+def _looks_like_pickle(path: Path) -> bool:
+    if path.suffix.lower() in PICKLE_SUFFIXES:
+        return True
+    with path.open("rb") as file:
+        return file.read(8).startswith(PICKLE_MAGIC)
+
+
+def load_model(path: str | os.PathLike, *, allow_pickle: bool = False):
     """Load a model saved by :func:`save_model`, without running code from the file.
+
+    The file is treated as untrusted data. Every parameter it sets is checked against its
+    estimator's declared domain (types, ranges, allowed values; see
+    :mod:`sklearn_birdaudio.restorable`), and the memory they ask for at prediction is
+    bounded before anything is allocated. The networks' weights must have exactly the
+    shapes and dtypes their architecture implies, and be finite. Parameters that act on
+    the machine (paths such as ``checkpoint_dir`` and ``memory``, ``device``, compiler
+    options such as ``inference="compiled"`` and ``compile__*``, thread counts) are never
+    restored: they keep their defaults, a :class:`DroppedParameterWarning` lists those the
+    file set, and you set them after loading.
 
     Parameters
     ----------
     path : str or path-like
         A file written by :func:`save_model` (or ``birdaudio train``).
+    allow_pickle : bool, default=False
+        Also load a joblib or pickle file (``joblib.dump`` of a fitted model), recognised
+        by its suffix (``.joblib``, ``.pkl``, ``.pickle``) or first bytes once the file is
+        found not to be safetensors. **Loading one runs any code it contains**: only for
+        files from a source you trust. A safetensors file is never given to joblib.
 
     Returns
     -------
     model : estimator
         The fitted model, as saved: its ``predict_proba`` gives the same values. Networks
-        are rebuilt on their ``device`` (``"auto"``: CUDA when available, else the CPU; a
-        CUDA device that is not available falls back to the CPU with a
-        ``DeviceWarning``). Optimizer state is not stored: fitting again starts afresh.
+        run on ``device="auto"`` (CUDA when available, else the CPU). Optimizer state is
+        not stored: fitting again starts afresh.
 
     Raises
     ------
@@ -545,8 +721,14 @@ def load_model(path: str | os.PathLike):
     ValueError
         If the file is not a model written by :func:`save_model` (not safetensors,
         truncated, without or with an invalid model description, one naming a class
-        outside the allow-list) or was written by a newer version of the format. The
-        message names the file.
+        outside the allow-list or a parameter outside its domain, weights that do not fit
+        the network or are not finite), is a pickle and ``allow_pickle`` is False, or was
+        written by a newer version of the format. The message names the file.
+
+    Warns
+    -----
+    DroppedParameterWarning
+        When the file sets parameters that act on the machine (not restored).
 
     See Also
     --------
@@ -566,6 +748,45 @@ def load_model(path: str | os.PathLike):
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: model file not found.")
+    if not is_model_file(path) and _looks_like_pickle(path):
+        if not allow_pickle:
+            raise ValueError(
+                f"{path}: is a joblib/pickle file, refused: loading one runs any code it "
+                "contains. Allow pickles (allow_pickle=True, or --allow-pickle) only for "
+                "files from a source you trust; models saved by save_model or 'birdaudio "
+                "train --out MODEL.safetensors' need no such trust."
+            )
+        return _load_pickle(path)
+    model, dropped = _load_safetensors(path)
+    if dropped:
+        listed = "; ".join(
+            f"{name}={value!r} ({reason})" for name, (value, reason) in dropped.items()
+        )
+        warnings.warn(
+            DroppedParameterWarning(
+                f"{path}: not restored from the file, as they act on this machine: {listed}. "
+                "The loaded model uses their defaults; set them after loading if needed.",
+                dropped,
+            ),
+            stacklevel=2,
+        )
+    return model
+
+
+def _load_pickle(path: Path):
+    """``joblib.load(path)``: runs the code in the file; only with allow_pickle."""
+    import joblib
+
+    try:
+        return joblib.load(path)
+    except Exception as error:  # any unpickling failure means "not a model"
+        raise ValueError(
+            f"{path}: not a model file ({type(error).__name__}: {error}); expected a model "
+            "saved by save_model or 'birdaudio train'."
+        ) from error
+
+
+def _load_safetensors(path: Path):
     expected = "expected a sklearn-birdaudio model written by save_model or 'birdaudio train'."
     try:
         handle = safe_open(str(path), framework="pt", device="cpu")
@@ -594,6 +815,4 @@ def load_model(path: str | os.PathLike):
             # ValueError includes json's decoding errors and the estimators' own checks
             detail = error if isinstance(error, _Invalid) else f"{type(error).__name__}: {error}"
             raise ValueError(f"{path}: invalid model description ({detail}); {expected}") from None
-    for message in reader.device_warnings:
-        warnings.warn(message, DeviceWarning, stacklevel=2)
-    return model
+    return model, reader.dropped

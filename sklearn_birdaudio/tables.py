@@ -23,14 +23,40 @@ Raven and Audacity tables hold times and confidences with six decimals, so that 
 (:func:`write_detections`, then :func:`read_detections`) gives them back within 1e-6. Every
 table is written atomically (:func:`atomic_write_text`): a crash never leaves half a table,
 and an existing table is only ever replaced by a complete one.
+
+Text (file names and labels: the ``file`` and ``label`` columns, Raven's ``Begin Path`` and
+``Species``, the label before Audacity's last ``;``) reads back exactly, whatever it holds:
+
+- A text cell that starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return, which a
+  spreadsheet could run as a formula ("CSV injection"), gets one ``'`` in front, as OWASP
+  advises; so does one that starts with ``'``, so that the reader can remove exactly one
+  leading ``'`` from every text cell. Numbers are never marked.
+- CSV puts a text cell in double quotes (doubling its double quotes) when it holds a comma,
+  a double quote or a control character: C0 and C1 controls, DEL, and the Unicode line and
+  paragraph separators, line breaks included.
+- The tab-separated formats cannot quote, so there a text cell holding a control character
+  gets the leading ``'`` too, and in a cell with a leading ``'`` a backslash is written
+  ``\\\\``, a tab ``\\t``, a line feed ``\\n``, a carriage return ``\\r`` and any other
+  control character ``\\xNN`` or ``\\uNNNN``. Lines end at line feeds or carriage returns
+  only, never at the other breaks :meth:`str.splitlines` knows.
+
+Other text is written as it is, backslashes included (Windows paths stay paths), so tables
+of ordinary labels and file names are unchanged. An empty label is an empty cell and reads
+back as ``""``; so does a missing one (None or NaN). Text that UTF-8 cannot encode (a lone
+surrogate) is refused before anything is written. Tables written by other tools are read the
+same way: there, too, a text cell that starts with ``'`` loses it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import hashlib
 import io
 import os
+import re
 import secrets
+from collections import Counter
 from collections.abc import Iterable
 from itertools import accumulate
 from pathlib import Path, PurePath
@@ -67,6 +93,23 @@ TABLE_TAG = ".birdaudio."
 DECIMALS = 6
 DEFAULT_FREQUENCY_RANGE = (0.0, 16000.0)
 _CANONICAL_INTEGER = r"-?(?:0|[1-9][0-9]*)"
+# Text cells that a spreadsheet could run as a formula (OWASP, "CSV injection"), and the
+# mark that neutralises them; a cell that starts with the mark gets it too, so that the
+# reader can strip exactly one.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_MARK = "'"
+_MARKED_STARTS = (*_FORMULA_STARTS, _MARK)
+# Characters a tool may take for the end of a field or a line (str.splitlines breaks at
+# \x0b, \x0c, \x1c-\x1e, \x85, \u2028 and \u2029 too) or that do not show: C0 controls,
+# DEL, C1 controls, and the Unicode line and paragraph separators.
+_CONTROLS = r"\x00-\x1f\x7f-\x9f\u2028\u2029"
+_CONTROL = re.compile(f"[{_CONTROLS}]")
+_CSV_NEEDS_QUOTES = re.compile(f'[,"{_CONTROLS}]')
+_TO_ESCAPE = re.compile(f"[\\\\{_CONTROLS}]")
+_ESCAPES = {"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"}
+_UNESCAPES = {escape[1]: character for character, escape in _ESCAPES.items()}
+_ESCAPE_SEQUENCE = re.compile(r"\\(?:([\\tnr])|x([0-9a-fA-F]{2})|u([0-9a-fA-F]{4}))")
+_LINE_BREAK = re.compile("\r\n|\r|\n")
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
@@ -148,17 +191,25 @@ def _checked_detections(detections: pd.DataFrame) -> pd.DataFrame:
     return rows
 
 
-def _check_one_line_fields(rows: pd.DataFrame, format: str) -> None:
-    """Tab-separated formats cannot hold tabs or line breaks in labels (or in files)."""
-    columns = {"raven": ("label", "file"), "audacity": ("label",)}.get(format, ())
-    for column in columns:
-        values = rows[column].astype(str)
-        breaks = values.str.contains(r"[\t\n\r]", regex=True)
-        if breaks.any():
-            raise ValueError(
-                f"{column} {values[breaks].iloc[0]!r} contains a tab or line break, which the "
-                f"{format} format cannot hold; expected one-line text without tabs."
-            )
+def _texts(values: pd.Series) -> list[str]:
+    """Values as text; a missing one (None, NaN) is empty text, as pandas writes it to CSV."""
+    missing = values.isna()
+    return ["" if gap else str(value) for value, gap in zip(values, missing, strict=True)]
+
+
+def _check_encodable_text(rows: pd.DataFrame) -> None:
+    """Refuse file names and labels that a UTF-8 table cannot hold: lone surrogates."""
+    for column in ("file", "label"):
+        for value in _texts(rows[column]):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError as error:
+                raise ValueError(
+                    f"detections[{column!r}] holds {value!r}, which UTF-8 cannot encode "
+                    f"({error.reason}: {value[error.start : error.end]!r}); tables are UTF-8 "
+                    "text, so expected text without lone surrogates (a file name that is not "
+                    "UTF-8 on disk decodes to them: rename the file)."
+                ) from error
 
 
 def _file_durations(attrs: dict, rows: pd.DataFrame) -> dict[str, float]:
@@ -196,9 +247,76 @@ def _decimal_text(values: Iterable[float]) -> list[str]:
     return [f"{value:.{DECIMALS}f}" for value in values]
 
 
-def _tab_separated(header: Iterable[str] | None, records: Iterable[Iterable[str]]) -> str:
-    lines = ([] if header is None else ["\t".join(header)]) + ["\t".join(r) for r in records]
+def _escaped(match: re.Match) -> str:
+    character = match.group()
+    if character in _ESCAPES:
+        return _ESCAPES[character]
+    code = ord(character)
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+
+
+def _unescaped(match: re.Match) -> str:
+    named, byte, code = match.groups()
+    return _UNESCAPES[named] if named else chr(int(byte or code, 16))
+
+
+def _csv_cell(text: str) -> str:
+    """A text cell of a CSV table: marked if a spreadsheet could run it, quoted if needed."""
+    if text.startswith(_MARKED_STARTS):
+        text = _MARK + text
+    if _CSV_NEEDS_QUOTES.search(text):
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
+def _tab_cell(text: str) -> str:
+    """A text field of a tab-separated table: marked, and then escaped, where it must be."""
+    if text.startswith(_MARKED_STARTS) or _CONTROL.search(text):
+        return _MARK + _TO_ESCAPE.sub(_escaped, text)
+    return text
+
+
+def _csv_cell_text(cell: str) -> str:
+    """The text of a CSV cell as read (quotes already removed): without its mark."""
+    return cell.removeprefix(_MARK)
+
+
+def _tab_cell_text(field: str) -> str:
+    """The text of a tab-separated field: a marked one loses its mark and is unescaped.
+
+    A backslash that starts no escape is kept, as it is in text that other tools wrote.
+    """
+    if field.startswith(_MARK):
+        return _ESCAPE_SEQUENCE.sub(_unescaped, field[1:])
+    return field
+
+
+def _delimited(
+    header: Iterable[str] | None, records: Iterable[Iterable[str]], separator: str = "\t"
+) -> str:
+    lines = [] if header is None else [separator.join(header)]
+    lines += [separator.join(record) for record in records]
     return "".join(line + "\n" for line in lines)
+
+
+def _csv_numbers(values: pd.Series) -> np.ndarray:
+    """Numbers as pandas writes them to CSV: the shortest decimal that reads back exactly,
+    and an empty cell for NaN."""
+    numbers = values.to_numpy(dtype=float)
+    texts = numbers.astype(str).astype(object)
+    texts[np.isnan(numbers)] = ""
+    return texts
+
+
+def _csv_text(rows: pd.DataFrame) -> str:
+    fields = {
+        "file": [_csv_cell(file) for file in _texts(rows["file"])],
+        "start_s": _csv_numbers(rows["start_s"]),
+        "end_s": _csv_numbers(rows["end_s"]),
+        "label": [_csv_cell(label) for label in _texts(rows["label"])],
+        "confidence": _csv_numbers(rows["confidence"]),
+    }
+    return _delimited(COLUMNS, zip(*(fields[name] for name in COLUMNS), strict=True), ",")
 
 
 def _raven_text(
@@ -220,23 +338,21 @@ def _raven_text(
         "End Time (s)": _decimal_text(offsets + ends),
         "Low Freq (Hz)": [low] * n_rows,
         "High Freq (Hz)": [high] * n_rows,
-        "Species": rows["label"].astype(str).tolist(),
+        "Species": [_tab_cell(label) for label in _texts(rows["label"])],
         "Confidence": _decimal_text(rows["confidence"]),
-        "Begin Path": rows["file"].tolist(),
+        "Begin Path": [_tab_cell(file) for file in _texts(rows["file"])],
         "File Offset (s)": _decimal_text(starts),
     }
-    return _tab_separated(
-        RAVEN_COLUMNS, zip(*(fields[name] for name in RAVEN_COLUMNS), strict=True)
-    )
+    return _delimited(RAVEN_COLUMNS, zip(*(fields[name] for name in RAVEN_COLUMNS), strict=True))
 
 
 def _audacity_text(rows: pd.DataFrame) -> str:
     label_texts = [
-        f"{label};{confidence:.{DECIMALS}f}"
-        for label, confidence in zip(rows["label"], rows["confidence"], strict=True)
+        f"{_tab_cell(label)};{confidence:.{DECIMALS}f}"
+        for label, confidence in zip(_texts(rows["label"]), rows["confidence"], strict=True)
     ]
     starts, ends = _decimal_text(rows["start_s"]), _decimal_text(rows["end_s"])
-    return _tab_separated(None, zip(starts, ends, label_texts, strict=True))
+    return _delimited(None, zip(starts, ends, label_texts, strict=True))
 
 
 def _table_text(
@@ -246,7 +362,7 @@ def _table_text(
     frequency_range: tuple[float, float],
 ) -> str:
     if format == "csv":
-        return rows.to_csv(index=False, lineterminator="\n")
+        return _csv_text(rows)
     if format == "raven":
         return _raven_text(rows, file_offsets, frequency_range)
     return _audacity_text(rows)
@@ -275,6 +391,9 @@ def write_detections(
         table; with several files, the combined form whose times run on the files played
         one after another (in ``attrs["durations"]`` order, then row order). ``"audacity"``:
         an Audacity label track, ``label;confidence`` as label text; one audio file only.
+        In every format, file names and labels are escaped so that they read back exactly
+        and no cell starts a spreadsheet formula (see the module's description); a missing
+        label (None, NaN) is written as an empty one.
     low_freq, high_freq : float, optional
         Band written in Raven's ``Low Freq (Hz)`` and ``High Freq (Hz)``; override
         ``attrs["frequency_range"]``.
@@ -287,9 +406,9 @@ def write_detections(
     Raises
     ------
     ValueError
-        If ``format`` is unknown, a column is missing, the band is invalid, a label (or,
-        for Raven, a file) holds a tab or line break, or an Audacity track would cover
-        several files (use :func:`write_detections_per_file`).
+        If ``format`` is unknown, a column is missing, the band is invalid, a file name or
+        label holds text that UTF-8 cannot encode (a lone surrogate), or an Audacity track
+        would cover several files (use :func:`write_detections_per_file`).
 
     Examples
     --------
@@ -306,7 +425,7 @@ def write_detections(
     """
     format = _checked_format(format)
     rows = _checked_detections(detections)
-    _check_one_line_fields(rows, format)
+    _check_encodable_text(rows)
     frequency_range = _frequency_range(detections.attrs, low_freq, high_freq)
     files = rows["file"].unique()
     if format == "audacity" and len(files) > 1:
@@ -323,29 +442,49 @@ def write_detections(
     return atomic_write_text(path, _table_text(rows, format, file_offsets, frequency_range))
 
 
-def _table_stems(audio_files: Iterable[str]) -> dict[str, str]:
-    """The stem of each file's per-file tables, unique even where audio stems are not.
+def _path_hash(audio_file: str) -> str:
+    """Eight hex digits of the BLAKE2b hash of the file's absolute path (``/`` separators).
 
-    Each audio stem goes to the first file (in sorted path order) that has it; the other
-    files with that stem get ``_2``, ``_3``, ... appended, skipping stems already taken.
-    Stems are compared case-insensitively, for case-insensitive file systems.
+    The path is made absolute with :func:`os.path.abspath` (lexically: symbolic links are
+    not followed), so the same file gets the same hash from any working directory.
     """
-    stems: dict[str, str] = {}
-    taken: set[str] = set()
+    absolute = os.path.abspath(audio_file).replace(os.sep, "/")
+    data = absolute.encode("utf-8", "surrogateescape")
+    return hashlib.blake2b(data, digest_size=4).hexdigest()
+
+
+def _table_stems(audio_files: Iterable[str]) -> dict[str, str]:
+    """The stem of each file's per-file tables, unique among the files (case-insensitively).
+
+    A file keeps its audio stem when no other file of the run has it; files that share a
+    stem get ``<stem>-<hash of the path>`` (:func:`_path_hash`). A plain stem that equals
+    another file's hashed one is hashed too. The name of a file depends on its own path and
+    on whether its stem is shared, not on the order of the files.
+
+    Raises
+    ------
+    ValueError
+        If two files still share a name: the same file given under two spellings
+        (``x/rec.wav`` and ``x/./rec.wav``), or a collision of their hashes.
+    """
     files = sorted(set(audio_files))
-    for file in files:
-        stem = PurePath(file).stem
-        if stem.casefold() not in taken:
-            stems[file] = stem
-            taken.add(stem.casefold())
-    for file in (file for file in files if file not in stems):
-        stem = PurePath(file).stem
-        number = 2
-        while f"{stem}_{number}".casefold() in taken:
-            number += 1
-        stems[file] = f"{stem}_{number}"
-        taken.add(stems[file].casefold())
-    return stems
+    stems = {file: PurePath(file).stem for file in files}
+    while True:
+        counts = Counter(stem.casefold() for stem in stems.values())
+        shared = [file for file in files if counts[stems[file].casefold()] > 1]
+        if not shared:
+            return stems
+        plain = [file for file in shared if stems[file] == PurePath(file).stem]
+        if not plain:
+            name = stems[shared[0]]
+            clashing = [file for file in shared if stems[file].casefold() == name.casefold()]
+            raise ValueError(
+                f"the audio files {clashing} would share the table name {name!r}: the same "
+                "file given twice under different spellings, or a collision of their path "
+                "hashes; expected each audio file once (rename one if they differ)."
+            )
+        for file in plain:
+            stems[file] = f"{stems[file]}-{_path_hash(file)}"
 
 
 def _per_file_path(table_stem: str, folder: str | os.PathLike, format: str) -> Path:
@@ -362,10 +501,15 @@ def table_path_for(
 
     The name is ``<audio file stem>.birdaudio.<suffix>`` in ``folder``, with suffix
     ``selections.txt`` (Raven), ``labels.txt`` (Audacity) or ``csv``. Where several files
-    of a run share a stem (``x/rec.wav`` and ``y/rec.wav``, or ``rec.wav`` and ``REC.flac``),
-    the first one in sorted path order keeps it and the others get ``_2``, ``_3``, ...
-    (``rec_2.birdaudio.selections.txt``), skipping names that another file's stem already
-    takes. The names depend on the set of files only, not on their order.
+    of a run share a stem, compared case-insensitively (``x/rec.wav`` and ``y/REC.flac``),
+    each of them gets ``<stem>-<hash>`` instead, the hash being the first 8 hex digits of
+    the BLAKE2b hash of the file's absolute path (:func:`os.path.abspath`, with ``/``
+    separators): ``rec-1f0c3a9e.birdaudio.selections.txt``. A name depends on the file's
+    path and on whether another file of the run has its stem, not on the order of the
+    files nor on the working directory. A file's name changes when another file with its
+    stem joins the run: the names are for people, and ``birdaudio predict --resume`` does
+    not rely on them (each table's run record names its source; see
+    :mod:`sklearn_birdaudio.runs`).
 
     Parameters
     ----------
@@ -377,8 +521,8 @@ def table_path_for(
         The table format.
     audio_files : iterable of str or path-like, optional
         Every audio file of the run, scored or not (``attrs["durations"]`` and
-        ``attrs["errors"]``), to resolve shared stems as the writer did. Without it, the
-        name is the plain stem's, which is right for every file whose stem is unique.
+        ``attrs["errors"]``), to tell which stems are shared as the writer did. Without it,
+        the name is the plain stem's, which is right for every file whose stem is unique.
 
     Returns
     -------
@@ -388,14 +532,17 @@ def table_path_for(
     Raises
     ------
     ValueError
-        If ``format`` is unknown.
+        If ``format`` is unknown, or two files of ``audio_files`` would share a name (the
+        same file under two spellings).
 
     Examples
     --------
     >>> table_path_for("site/dawn.wav", "tables").as_posix()
     'tables/dawn.birdaudio.selections.txt'
-    >>> table_path_for("y/rec.wav", "t", "csv", audio_files=["x/rec.wav", "y/rec.wav"]).name
-    'rec_2.birdaudio.csv'
+    >>> run = ["x/rec.wav", "y/rec.wav"]
+    >>> [table_path_for(file, "t", "csv", audio_files=run).name for file in run] == [
+    ...     f"rec-{_path_hash(file)}.birdaudio.csv" for file in run]
+    True
     """
     format = _checked_format(format)
     audio_file = os.fspath(audio_file)
@@ -417,8 +564,12 @@ def write_detections_per_file(
 
     Every file in ``detections.attrs["durations"]`` gets a table, so a file scored without
     detections gets a header-only one (an empty one for Audacity): it shows the file was
-    scored, and lets a resumed run skip it. Files seen only in rows get one too. Raven
-    tables are the single-file form: begin and end times are within the file.
+    scored. A file that failed part-way is in ``attrs["durations"]`` (the seconds scored)
+    and in ``attrs["errors"]``: its table holds what was scored before the error. A file
+    of which nothing was scored gets none. Files seen only in rows get one too. Raven
+    tables are the single-file form: begin and end times are within the file. (Whether a
+    table is complete is recorded beside it by ``birdaudio predict``, in a run record:
+    see :mod:`sklearn_birdaudio.runs`.)
 
     Parameters
     ----------
@@ -427,17 +578,16 @@ def write_detections_per_file(
         with its ``attrs`` (see :func:`write_detections`).
     folder : str or path-like
         Where the tables go; created if missing. Names are given by :func:`table_path_for`:
-        ``<audio file stem>.birdaudio.<suffix>``, with ``_2``, ``_3``, ... appended to the
-        stem for files whose stem another file of the run (``attrs["errors"]`` included)
-        also has.
+        ``<audio file stem>.birdaudio.<suffix>``, or ``<stem>-<hash>.birdaudio.<suffix>`` for
+        files whose stem another file of the run (``attrs["errors"]`` included) also has.
     format : {"raven", "audacity", "csv"}, default="raven"
         Format of the tables (see :func:`write_detections`).
     low_freq, high_freq : float, optional
         Band of the Raven tables; override ``attrs["frequency_range"]``.
     audio_files : iterable of str or path-like, optional
         Every audio file of the whole run, when ``detections`` covers only part of it
-        (a resumed run): names of shared stems are then resolved as for the whole run,
-        as :func:`table_path_for` does with the same list.
+        (a resumed run, or one file as ``detect(on_file=...)`` gives it): shared stems are
+        then told as for the whole run, as :func:`table_path_for` does with the same list.
 
     Returns
     -------
@@ -447,7 +597,8 @@ def write_detections_per_file(
     Raises
     ------
     ValueError
-        As :func:`write_detections`, checked before any table is written.
+        As :func:`write_detections`, or if two files would share a name (the same file
+        under two spellings); checked before any table is written.
 
     Examples
     --------
@@ -463,7 +614,7 @@ def write_detections_per_file(
     """
     format = _checked_format(format)
     rows = _checked_detections(detections)
-    _check_one_line_fields(rows, format)
+    _check_encodable_text(rows)
     frequency_range = _frequency_range(detections.attrs, low_freq, high_freq)
     durations = _file_durations(detections.attrs, rows)
     run_files = [] if audio_files is None else [os.fspath(file) for file in audio_files]
@@ -523,7 +674,10 @@ def _numbers(values: pd.Series, path: Path) -> pd.Series:
 
 
 def _read_csv(text: str, path: Path) -> pd.DataFrame:
-    return _read_delimited(text, path, ",", COLUMNS).loc[:, list(COLUMNS)]
+    table = _read_delimited(text, path, ",", COLUMNS).loc[:, list(COLUMNS)]
+    return table.assign(
+        file=table["file"].map(_csv_cell_text), label=table["label"].map(_csv_cell_text)
+    )
 
 
 def _read_raven(text: str, path: Path) -> pd.DataFrame:
@@ -535,18 +689,22 @@ def _read_raven(text: str, path: Path) -> pd.DataFrame:
     start_s = _numbers(table["File Offset (s)"], path) if "File Offset (s)" in table else begin_s
     return pd.DataFrame(
         {
-            "file": table["Begin Path"] if "Begin Path" in table else _audio_name(path),
+            "file": (
+                table["Begin Path"].map(_tab_cell_text)
+                if "Begin Path" in table
+                else _audio_name(path)
+            ),
             "start_s": start_s,
             "end_s": start_s + (end_s - begin_s),
-            "label": table["Species"],
+            "label": table["Species"].map(_tab_cell_text),
             "confidence": table["Confidence"],
         }
     )
 
 
 def _label_and_confidence(label_text: str) -> tuple[str, float]:
-    """Split BirdNET's ``label;confidence`` at the last ``;``; text without a number after
-    it is all label, with an unknown (NaN) confidence."""
+    """Split BirdNET's ``label;confidence`` at the last ``;`` (a label may hold ``;``); text
+    without a number after it is all label, with an unknown (NaN) confidence."""
     label, separator, confidence = label_text.rpartition(";")
     try:
         return (label, float(confidence)) if separator else (label_text, np.nan)
@@ -556,7 +714,8 @@ def _label_and_confidence(label_text: str) -> tuple[str, float]:
 
 def _read_audacity(text: str, path: Path) -> pd.DataFrame:
     records = []
-    for line_number, line in enumerate(text.splitlines(), start=1):
+    # Only LF, CR and CR LF end a line: a label may hold the other breaks splitlines() knows.
+    for line_number, line in enumerate(_LINE_BREAK.split(text), start=1):
         # Audacity writes a spectral selection as an extra line starting with a backslash.
         if not line.strip() or line.startswith("\\"):
             continue
@@ -567,7 +726,8 @@ def _read_audacity(text: str, path: Path) -> pd.DataFrame:
                 f"Audacity label track; got {line!r}."
             )
         start_s, end_s, label_text = fields
-        records.append((_audio_name(path), start_s, end_s, *_label_and_confidence(label_text)))
+        label, confidence = _label_and_confidence(label_text)
+        records.append((_audio_name(path), start_s, end_s, _tab_cell_text(label), confidence))
     return pd.DataFrame(records, columns=list(COLUMNS))
 
 
@@ -595,14 +755,17 @@ def read_detections(
     pandas.DataFrame
         Columns ``file, start_s, end_s, label, confidence``, in table order. From a Raven
         table, ``start_s`` is ``File Offset (s)`` and ``end_s`` is ``start_s`` plus the
-        selection's length. Labels come back as ``int`` when every label of the table is an
-        integer written plainly (``"3"``, not ``"03"``), otherwise as ``str``. An Audacity
-        label without ``;confidence`` gives a NaN confidence.
+        selection's length. File names and labels are unescaped (see the module's
+        description): a text cell that starts with ``'`` loses it. Labels come back as
+        ``int`` when every label of the table is an integer written plainly (``"3"``, not
+        ``"03"``) that fits in 64 bits, otherwise as ``str``. An Audacity label without
+        ``;confidence`` gives a NaN confidence.
 
     Raises
     ------
     ValueError
-        If ``format`` is unknown, a needed column is missing, or a line or value is malformed.
+        If ``format`` is unknown, the file is not UTF-8 text, a needed column is missing, or
+        a line or value is malformed.
 
     Examples
     --------
@@ -616,7 +779,12 @@ def read_detections(
     0  a.wav      0.0    2.5      7        0.25
     """
     path = Path(path)
-    text = path.read_text(encoding="utf-8-sig")
+    try:
+        # newline="": a line break inside a quoted CSV cell is text, kept as it is.
+        with open(path, encoding="utf-8-sig", newline="") as handle:
+            text = handle.read()
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path}: is not UTF-8 text ({error}).") from error
     format = _inferred_format(path, text) if format is None else _checked_format(format)
     readers = {"csv": _read_csv, "raven": _read_raven, "audacity": _read_audacity}
     table = readers[format](text, path)
@@ -627,7 +795,8 @@ def read_detections(
     }
     labels = table["label"].astype(str)
     if len(labels) and labels.str.fullmatch(_CANONICAL_INTEGER).all():
-        labels = labels.astype("int64")
+        with contextlib.suppress(OverflowError):  # integers beyond 64 bits stay text
+            labels = labels.astype("int64")
     return table.assign(file=table["file"].astype(str), **numbers, label=labels).reset_index(
         drop=True
     )

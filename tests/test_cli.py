@@ -112,7 +112,7 @@ def test_predict_writes_tables_and_reports_broken_files(workspace, tmp_path, cap
     captured = capsys.readouterr()
     assert "truncated.wav" in captured.err and "not_audio.wav" in captured.err
     tables = sorted(path.name for path in out.iterdir())
-    assert tables == ["dawn.birdaudio.csv", "dusk.birdaudio.csv"]
+    assert tables == [".birdaudio-records", "dawn.birdaudio.csv", "dusk.birdaudio.csv"]
     dawn = read_detections(out / "dawn.birdaudio.csv")
     assert len(dawn) > 0 and set(dawn["file"]) == {str(root / "field" / "dawn.wav")}
     assert (dawn["confidence"] >= 0.1).all()
@@ -143,7 +143,8 @@ def test_resume_scores_only_files_without_a_table(workspace, tmp_path, capsys):
     capsys.readouterr()
     # The broken files have no table: they are tried again, and reported again.
     assert main([*command, "--resume"]) == EXIT_PARTIAL
-    assert "Resuming: 1 file(s) already have a table" in capsys.readouterr().out
+    out_text = capsys.readouterr().out
+    assert "Resuming: 1 of 4 file(s) complete, skipped; 3 to score (3 no table)." in out_text
     assert dusk.read_text() == dusk_text
     assert dawn.stat().st_mtime_ns == dawn_time  # not rewritten
 
@@ -256,20 +257,22 @@ def test_a_killed_predict_run_resumes_to_the_uninterrupted_output(workspace, tmp
     assert subprocess.run([*command, "--out", str(complete)], check=False).returncode == 0
 
     process = subprocess.Popen([*command, "--out", str(resumed)])
+    records = resumed / ".birdaudio-records"  # a table's record is written after it
     deadline = time.monotonic() + 120
-    while not list(resumed.glob("*.csv")) and time.monotonic() < deadline:
+    while not list(records.glob("*.json")) and time.monotonic() < deadline:
         time.sleep(0.01)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    done = len(list(resumed.glob("*.csv")))
+    done = len(list(records.glob("*.json")))
     assert 1 <= done < 12, done  # killed midway, after some tables were written
-    assert not [path for path in resumed.iterdir() if not path.name.endswith(".csv")]
+    others = [path.name for path in resumed.iterdir() if not path.name.endswith(".csv")]
+    assert others == [records.name]  # no temporary file left
 
     result = subprocess.run(
         [*command, "--out", str(resumed), "--resume"], capture_output=True, text=True, check=False
     )
     assert result.returncode == 0
-    assert f"Resuming: {done} file(s) already have a table" in result.stdout
+    assert f"Resuming: {done} of 12 file(s) complete, skipped" in result.stdout
     assert sorted(p.name for p in resumed.iterdir()) == sorted(p.name for p in complete.iterdir())
-    for table in complete.iterdir():
-        assert (resumed / table.name).read_text() == table.read_text()
+    for table in (path for path in complete.rglob("*") if path.is_file()):  # and records
+        assert (resumed / table.relative_to(complete)).read_text() == table.read_text()

@@ -247,7 +247,7 @@ def test_birdaudio_trains_and_uses_a_birdnet_model(tmp_path, capsys):
     soundfile.write(field, np.concatenate([np.asarray(x) for x in X[:2]]), RATE)
     tables = tmp_path / "tables"
     assert main(["predict", str(out), str(field), "--out", str(tables), "-q"]) == 0
-    [table] = list(tables.iterdir())
+    [table] = list(tables.glob("*.csv"))
     rows = pd.read_csv(table)
     assert set(rows["start_s"]) <= {0.0, 3.0} and set(rows["label"]) <= set(Y.columns)
 

@@ -1,5 +1,7 @@
 """Tests of the detection-table writers and readers: round trips, layouts, atomicity, errors."""
 
+import csv
+import io
 import os
 import re
 import string
@@ -16,6 +18,7 @@ from hypothesis import strategies as st
 from sklearn_birdaudio import tables
 from sklearn_birdaudio.tables import (
     COLUMNS,
+    FORMATS,
     RAVEN_COLUMNS,
     read_detections,
     table_path_for,
@@ -154,6 +157,7 @@ def test_raven_combined_layout(tmp_path):
         "10.000000",
     ]
     assert column["Begin Path"] == make_detections()["file"].tolist()
+    assert column["Species"] == make_detections()["label"].tolist()
     assert column["Confidence"][3] == "0.666667"
     assert set(column["Low Freq (Hz)"]) == {"20.0"} and set(column["High Freq (Hz)"]) == {"15000.0"}
 
@@ -244,22 +248,31 @@ def test_per_file_empty_tables_in_other_formats(tmp_path, format, empty_table):
     assert paths[1].read_text(encoding="utf-8") == empty_table
 
 
+def path_hash(audio_file: str) -> str:
+    """The documented hash in a table name: 4-byte BLAKE2b of the file's absolute path."""
+    import hashlib
+
+    absolute = os.path.abspath(audio_file).replace(os.sep, "/")
+    return hashlib.blake2b(absolute.encode(), digest_size=4).hexdigest()
+
+
 def test_per_file_tables_of_files_sharing_a_stem_do_not_overwrite(tmp_path):
+    # A file whose stem is x/rec.wav's hashed one gets a hash too.
+    name_taker = f"rec-{path_hash('x/rec.wav')}.wav"
     detections = pd.DataFrame(
         {
-            "file": ["y/rec.wav", "x/rec.wav", "rec_2.wav"],
+            "file": ["y/rec.wav", "x/rec.wav", name_taker],
             "start_s": [0.0, 1.0, 2.0],
             "end_s": [3.0, 4.0, 5.0],
-            "label": ["from y", "from x", "from rec_2"],
+            "label": ["from y", "from x", "from the name taker"],
             "confidence": [0.1, 0.2, 0.3],
         }
     )
     paths = write_detections_per_file(detections, tmp_path, format="csv")
-    # x/rec.wav sorts first and keeps the stem; rec_2 is taken by rec_2.wav, so y gets rec_3.
     assert [path.name for path in paths] == [
-        "rec_3.birdaudio.csv",
-        "rec.birdaudio.csv",
-        "rec_2.birdaudio.csv",
+        f"rec-{path_hash('y/rec.wav')}.birdaudio.csv",
+        f"rec-{path_hash('x/rec.wav')}.birdaudio.csv",
+        f"rec-{path_hash('x/rec.wav')}-{path_hash(name_taker)}.birdaudio.csv",
     ]
     for path, (_, row) in zip(paths, detections.iterrows(), strict=True):
         assert read_detections(path)["label"].tolist() == [row["label"]]
@@ -267,24 +280,33 @@ def test_per_file_tables_of_files_sharing_a_stem_do_not_overwrite(tmp_path):
         assert table_path_for(audio_file, tmp_path, "csv", audio_files=detections["file"]) == path
 
 
-def test_table_path_for_ignores_order_and_case_and_counts_failed_files(tmp_path):
-    # "B/Rec.flac" sorts before "a/rec.wav" (code-point order) and keeps the stem.
+def test_table_path_for_ignores_order_case_and_working_folder_and_counts_failed_files(
+    tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
     run = ["a/rec.wav", "B/Rec.flac", "song.wav"]
-    for audio_files in (run, run[::-1]):
-        paths = [table_path_for(file, "t", "audacity", audio_files) for file in run]
-        assert [path.name for path in paths] == [
-            "rec_2.birdaudio.labels.txt",
-            "Rec.birdaudio.labels.txt",
-            "song.birdaudio.labels.txt",
-        ]
+    expected = [
+        f"rec-{path_hash('a/rec.wav')}.birdaudio.labels.txt",
+        f"Rec-{path_hash('B/Rec.flac')}.birdaudio.labels.txt",
+        "song.birdaudio.labels.txt",
+    ]
+    absolute = [str(tmp_path / file) for file in run]  # the same files, spelt otherwise
+    for files, audio_files in ((run, run), (run, run[::-1]), (absolute, absolute)):
+        paths = [table_path_for(file, "t", "audacity", audio_files) for file in files]
+        assert [path.name for path in paths] == expected
     assert table_path_for("a/rec.wav", "t", "audacity").name == "rec.birdaudio.labels.txt"
-    # A file that could not be read still holds its name, so names stay stable on a resume.
+    # A file that could not be read still counts: the names are those of the whole run.
     detections = make_detections()
     detections.attrs["errors"] = [{"file": "a.wav", "error": "unreadable"}]
     paths = write_detections_per_file(detections, tmp_path)
-    assert paths[0].name == "a_2.birdaudio.selections.txt"
+    assert paths[0].name == f"a-{path_hash('dawn/a.wav')}.birdaudio.selections.txt"
     audio_files = [*detections.attrs["durations"], "a.wav"]
     assert table_path_for("dawn/a.wav", tmp_path, audio_files=audio_files) == paths[0]
+
+
+def test_per_file_tables_refuse_one_file_under_two_spellings(tmp_path):
+    with pytest.raises(ValueError, match=r"would share the table name 'rec-.*same file given"):
+        table_path_for("x/rec.wav", tmp_path, audio_files=["x/rec.wav", "x/../x/rec.wav"])
 
 
 # Atomic writes
@@ -359,21 +381,17 @@ def test_audacity_track_of_several_files_points_to_per_file_writer(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("format", ["raven", "audacity"])
-@pytest.mark.parametrize("label", ["am\terob", "am\nerob"])
-def test_tab_or_line_break_in_label_is_rejected_before_writing(tmp_path, format, label):
-    detections = make_detections(labels=["amerob", "amerob", label, "norcar", "amerob"])
-    with pytest.raises(
-        ValueError, match=re.escape(f"label {label!r} contains a tab or line break")
-    ):
+@pytest.mark.parametrize("format", FORMATS)
+@pytest.mark.parametrize("column", ["label", "file"])
+def test_text_that_utf8_cannot_encode_is_refused_before_writing(tmp_path, format, column):
+    detections = make_detections().iloc[3:]
+    detections[column] = ["norcar", "lone \udc80 surrogate"]
+    message = re.escape(f"detections[{column!r}] holds 'lone \\udc80 surrogate', which UTF-8")
+    with pytest.raises(ValueError, match=message):
+        write_detections(detections, tmp_path / "run.txt", format=format)
+    with pytest.raises(ValueError, match=message):
         write_detections_per_file(detections, tmp_path, format=format)
     assert list(tmp_path.iterdir()) == []
-
-
-def test_tab_in_file_name_is_rejected_for_raven(tmp_path):
-    detections = make_detections().assign(file="odd\tname.wav")
-    with pytest.raises(ValueError, match=re.escape("file 'odd\\tname.wav' contains a tab")):
-        write_detections(detections, tmp_path / "run.txt", format="raven")
 
 
 @pytest.mark.parametrize(("low_freq", "high_freq"), [(500, 100), (-1, 100), (0, np.inf)])
@@ -406,38 +424,225 @@ def test_audacity_label_without_confidence_is_all_label(tmp_path):
     np.testing.assert_array_equal(read_back["confidence"], [np.nan, 0.25])
 
 
-# Property: any detection table survives a round trip through every format.
+# Hostile text: escaping, formula injection, tables of other tools
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# Written on purpose apart from the module's own list: C0 and C1 controls, DEL, and the
+# Unicode line and paragraph separators (str.splitlines also breaks at \x0b, \x0c, \x1c-\x1e).
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def raw_text(path: Path) -> str:
+    """A table's text with its line endings as written (read_text would translate CR)."""
+    return path.read_bytes().decode("utf-8")
+
+
+# Where file names and labels are in the rows of each format (Audacity: "label;confidence").
+TEXT_FIELDS = {
+    "csv": {"file": 0, "label": 3},
+    "raven": {"label": 7, "file": 9},
+    "audacity": {"label": 2},
+}
+
+
+def written_rows(path: Path, format: str) -> list[list[str]]:
+    """The rows of a table as written, without its header, parsed apart from read_detections:
+    CSV with the csv module, the tab-separated formats split at line feeds and tabs only."""
+    text = raw_text(path)
+    if format == "csv":
+        # csv before Python 3.11 refuses NUL, which is no formula start.
+        return list(csv.reader(io.StringIO(text.replace("\x00", "\ufffd"), newline="")))[1:]
+    assert text.endswith("\n") or not text
+    header_lines = 1 if format == "raven" else 0
+    return [line.split("\t") for line in text.split("\n")[header_lines:-1]]
+
+
+@pytest.mark.parametrize(
+    ("label", "written"),
+    [
+        ("am\terob", "'am\\terob"),
+        ("am\nerob\r", "'am\\nerob\\r"),
+        ("C:\\birds\tx\x0b\x85\u2028", "'C:\\\\birds\\tx\\x0b\\x85\\u2028"),
+        ("'quoted'", "''quoted'"),
+        ("-1 dB", "'-1 dB"),
+    ],
+)
+@pytest.mark.parametrize("format", ["raven", "audacity"])
+def test_tab_formats_escape_text_reversibly(tmp_path, format, label, written):
+    detections = make_detections(labels=["amerob", label, "x", "norcar", label])
+    paths = write_detections_per_file(detections, tmp_path, format=format)
+    label_fields = [row[TEXT_FIELDS[format]["label"]] for row in written_rows(paths[0], format)]
+    assert label_fields[:2] == (
+        ["amerob", written] if format == "raven" else ["amerob;0.910000", f"{written};0.400000"]
+    )
+    assert_same_detections(read_detections(paths[2], file="dusk/b.flac"), detections.iloc[3:])
+    assert_same_detections(read_detections(paths[0], file="dawn/a.wav"), detections.iloc[:3])
+
+
+def test_raven_file_names_round_trip_and_plain_ones_stay_as_they_are(tmp_path):
+    files = ["odd\tname.wav", "C:\\new\\test.wav", "=cmd|' /C calc'!A0", "ordinary.wav"]
+    detections = make_detections().iloc[:4].assign(file=files)
+    path = write_detections(detections, tmp_path / "run.txt", format="raven")
+    # A Windows path is written as it is, so that Raven finds the file it names.
+    assert [row[9] for row in raven_rows(path)] == [
+        "'odd\\tname.wav",
+        "C:\\new\\test.wav",
+        "'=cmd|' /C calc'!A0",
+        "ordinary.wav",
+    ]
+    assert_same_detections(read_detections(path), detections)
+
+
+@pytest.mark.parametrize("format", FORMATS)
+def test_formula_label_reads_back_unchanged(tmp_path, format):
+    labels = ['=HYPERLINK("http://example.com/?q=1,2","click")', "+1", "@SUM(A1)"]
+    detections = make_detections(labels=[*labels, "x", "y"]).iloc[:3]
+    path = write_detections(detections, tmp_path / f"a.{format}", format=format)
+    label_cells = [row[TEXT_FIELDS[format]["label"]] for row in written_rows(path, format)]
+    starts = [cell.startswith(f"'{label}") for cell, label in zip(label_cells, labels, strict=True)]
+    assert starts == [True] * 3
+    assert_same_detections(read_detections(path, format=format, file="dawn/a.wav"), detections)
+
+
+def test_csv_quotes_control_characters_and_reads_them_back(tmp_path):
+    detections = make_detections(labels=["a\rb", "a\r\nb", "\x00\x1e\x85", "x\u2028y", 'say "hi"'])
+    detections["file"] = ["\r", "dawn\n/a.wav", "\r", "=x,y", "=x,y"]
+    path = write_detections(detections, tmp_path / "run.csv")
+    assert raw_text(path) == (
+        "file,start_s,end_s,label,confidence\n"
+        '"\'\r",0.0,5.0,"a\rb",0.91\n'
+        '"dawn\n/a.wav",0.0,5.0,"a\r\nb",0.4\n'
+        '"\'\r",3.0,8.0,"\x00\x1e\x85",0.123456789\n'
+        '"\'=x,y",5.0,10.0,"x\u2028y",0.6666666666666666\n'
+        '"\'=x,y",10.0,12.5,"say ""hi""",0.75\n'
+    )
+    assert_same_detections(read_detections(path), detections, atol=0)
+
+
+def test_tables_of_other_tools_keep_crlf_backslashes_and_line_separators(tmp_path):
+    # Raven on Windows: CR LF line ends, a byte-order mark, backslashes in Begin Path.
+    raven = tmp_path / "rec.selections.txt"
+    raven.write_bytes(
+        "\ufeffSelection\tView\tChannel\tBegin Time (s)\tEnd Time (s)\tSpecies\tConfidence"
+        "\tBegin Path\r\n1\tSpectrogram 1\t1\t1.5\t4.0\tamerob\t0.5\tC:\\new\\rec.wav\r\n"
+        "2\tSpectrogram 1\t1\t5\t6\t'C:\\path\\tail\t0.25\tC:\\new\\rec.wav\r\n".encode()
+    )
+    read_back = read_detections(raven)
+    assert read_back["file"].tolist() == ["C:\\new\\rec.wav"] * 2
+    # A leading ' is a mark wherever the table comes from: then "\t" is a tab, while "\p",
+    # which starts no escape, stays as it is.
+    assert read_back["label"].tolist() == ["amerob", "C:\\path\tail"]
+    # An Audacity label may hold breaks that str.splitlines knows but Audacity does not.
+    audacity = tmp_path / "rec.txt"
+    audacity.write_bytes("0.0\t1.0\tam\u2028erob\x0c;0.5\r\n1.0\t2.0\tx\x1c;0.25\r\n".encode())
+    read_back = read_detections(audacity, file="rec.wav")
+    assert read_back["label"].tolist() == ["am\u2028erob\x0c", "x\x1c"]
+    np.testing.assert_array_equal(read_back["confidence"], [0.5, 0.25])
+
+
+@pytest.mark.parametrize("format", FORMATS)
+def test_empty_and_missing_labels_read_back_as_empty_text(tmp_path, format):
+    detections = make_detections(labels=["", None, np.nan, "x", ""])
+    paths = write_detections_per_file(detections, tmp_path, format=format)
+    read_back = read_detections(paths[0], format=format, file="dawn/a.wav")
+    assert read_back["label"].tolist() == ["", "", ""]
+
+
+def test_integer_labels_beyond_64_bits_stay_text(tmp_path):
+    labels = ["99999999999999999999", "1", "2", "3", "4"]
+    path = write_detections(make_detections(labels=labels), tmp_path / "run.csv")
+    assert read_detections(path)["label"].tolist() == labels
+
+
+def test_table_that_is_not_utf8_is_reported_with_its_name(tmp_path):
+    path = tmp_path / "rec.txt"
+    path.write_bytes("0.0\t1.0\tamerob;0.5\n".encode("utf-16"))
+    with pytest.raises(ValueError, match=r"rec\.txt: is not UTF-8 text"):
+        read_detections(path)
+
+
+# Properties: any detection table survives a round trip through every format; no text cell
+# can start a formula; control characters are escaped or quoted.
 
 # No digits: labels that are all plain integers come back as int (tested above).
 LABELS = st.text(alphabet=string.ascii_letters + " ;-'\",éü", min_size=1, max_size=12)
 FILES = ["site/a.wav", "other/a.wav", "array 0", "ñandú.flac"]
+ORDINARY_FILES = st.just(FILES)
+# Hostile text: formula starts, the mark, separators, quotes, backslashes, every kind of line
+# break, NUL, a byte-order mark; or any text UTF-8 can encode (lone surrogates are refused,
+# tested above); or a few whole cells. Empty text too.
+HOSTILE_TEXT = st.one_of(
+    st.text(st.sampled_from("=+-@'\t\r\n;,\"\\ \x00\x0b\x0c\x1c\x1e\x7f\x85\u2028\u2029\ufeffé1x")),
+    st.text(st.characters(codec="utf-8")),
+    st.sampled_from(["", "-1", "nan", "NA", "C:\\new\\t.wav", '=HYPERLINK("x")', "'=1+2"]),
+)
+# Per-file tables are named after the audio file's stem, which must make a file name (tested
+# above): the hostile text is the folder part of these names, with one stem per file.
+HOSTILE_FILES = st.lists(HOSTILE_TEXT, min_size=1, max_size=3, unique=True).map(
+    lambda folders: [f"{folder}/rec{number}.wav" for number, folder in enumerate(folders)]
+)
 
 
 @st.composite
-def detection_tables(draw) -> pd.DataFrame:
+def detection_tables(draw, labels=LABELS, files=ORDINARY_FILES) -> pd.DataFrame:
+    """Detections of some of ``files``, in file order, with ``attrs["durations"]`` or not."""
+    file_names = draw(files)
     n_rows = draw(st.integers(0, 8))
     times = st.floats(0, 1e5, allow_nan=False)
     starts = draw(st.lists(times, min_size=n_rows, max_size=n_rows))
     lengths = draw(st.lists(st.floats(1e-3, 10), min_size=n_rows, max_size=n_rows))
     detections = pd.DataFrame(
         {
-            "file": draw(st.lists(st.sampled_from(FILES), min_size=n_rows, max_size=n_rows)),
+            "file": draw(st.lists(st.sampled_from(file_names), min_size=n_rows, max_size=n_rows)),
             "start_s": starts,
             "end_s": np.add(starts, lengths),
-            "label": draw(st.lists(LABELS, min_size=n_rows, max_size=n_rows)),
+            "label": draw(st.lists(labels, min_size=n_rows, max_size=n_rows)),
             "confidence": draw(st.lists(st.floats(0, 1), min_size=n_rows, max_size=n_rows)),
         }
     )
-    detections["file_order"] = detections["file"].map(FILES.index)
+    detections["file_order"] = detections["file"].map(file_names.index)
     detections = detections.sort_values(["file_order", "start_s"], kind="stable").drop(
         columns="file_order"
     )
     if draw(st.booleans()):
         last_ends = detections.groupby("file")["end_s"].max()
         detections.attrs["durations"] = {
-            file: last_ends.get(file, 0.0) + draw(st.floats(0, 100)) for file in FILES
+            file: last_ends.get(file, 0.0) + draw(st.floats(0, 100)) for file in file_names
         }
     return detections.reset_index(drop=True)
+
+
+def as_read_back(detections: pd.DataFrame) -> pd.DataFrame:
+    """One table's detections as read_detections returns them: labels that are all plain
+    integers of 64 bits come back as int."""
+    labels = detections["label"].astype(str).tolist()
+    if labels and all(
+        re.fullmatch(r"-?(?:0|[1-9][0-9]*)", label) and -(2**63) <= int(label) < 2**63
+        for label in labels
+    ):
+        labels = [int(label) for label in labels]
+    return detections.assign(label=labels)
+
+
+def assert_round_trip(detections: pd.DataFrame, folder: Path):
+    """Every format, one table and per-file tables: read_detections gives back what was written."""
+    first_file = detections["file"].head(1).tolist()
+    for format in FORMATS:
+        # A label track belongs to one audio file and does not name it.
+        audacity = format == "audacity"
+        combined = detections[detections["file"].isin(first_file)] if audacity else detections
+        path = write_detections(combined, folder / f"all.{format}", format=format)
+        file = [*first_file, None][0] if audacity else None
+        read_back = read_detections(path, format=format, file=file)
+        assert_same_detections(read_back, as_read_back(combined))
+        paths = write_detections_per_file(detections, folder / format, format=format)
+        files = list(detections.attrs.get("durations", dict.fromkeys(detections["file"])))
+        assert len(paths) == len(set(paths)) == len(files)
+        for path, file in zip(paths, files, strict=True):
+            expected = as_read_back(detections[detections["file"] == file])
+            assert_same_detections(read_detections(path, format=format, file=file), expected)
+            if format != "audacity":  # Raven and CSV tables name their audio file themselves
+                assert_same_detections(read_detections(path, format=format), expected)
 
 
 @settings(max_examples=40, deadline=None)
@@ -445,12 +650,57 @@ def detection_tables(draw) -> pd.DataFrame:
 def test_round_trip_property(detections):
     # fsync makes each write wait for the disk; atomicity is tested above, formats here.
     with tempfile.TemporaryDirectory() as folder, mock.patch.object(tables.os, "fsync"):
-        for format in ("csv", "raven"):
-            path = write_detections(detections, Path(folder) / f"all.{format}", format=format)
-            assert_same_detections(read_detections(path, format=format), detections)
-        for format in ("csv", "raven", "audacity"):
-            paths = write_detections_per_file(detections, Path(folder) / format, format=format)
-            files = list(detections.attrs.get("durations", dict.fromkeys(detections["file"])))
-            assert len(paths) == len(set(paths)) == len(files)
-            read_back = [read_detections(p, file=f) for p, f in zip(paths, files, strict=True)]
-            assert_same_detections(pd.concat([detections.iloc[:0], *read_back]), detections)
+        assert_round_trip(detections, Path(folder))
+
+
+@settings(max_examples=40, deadline=None)
+@given(detections=detection_tables(labels=HOSTILE_TEXT, files=HOSTILE_FILES))
+def test_any_text_round_trips_in_every_format(detections):
+    with tempfile.TemporaryDirectory() as folder, mock.patch.object(tables.os, "fsync"):
+        assert_round_trip(detections, Path(folder))
+
+
+@settings(max_examples=60, deadline=None)
+@given(labels=st.lists(HOSTILE_TEXT, min_size=1, max_size=6), files=HOSTILE_FILES)
+def test_no_text_cell_starts_a_formula_and_controls_are_escaped_or_quoted(labels, files):
+    detections = pd.DataFrame(
+        {
+            "file": [files[number % len(files)] for number in range(len(labels))],
+            "start_s": 0.0,
+            "end_s": 1.0,
+            "label": labels,
+            "confidence": 0.5,
+        }
+    )
+    with tempfile.TemporaryDirectory() as folder, mock.patch.object(tables.os, "fsync"):
+        folder = Path(folder)
+        paths = {
+            "csv": [write_detections(detections, folder / "run.csv")],
+            "raven": [write_detections(detections, folder / "run.txt", format="raven")],
+            "audacity": write_detections_per_file(detections, folder, format="audacity"),
+        }
+        for format, n_fields in [("csv", 5), ("raven", len(RAVEN_COLUMNS)), ("audacity", 3)]:
+            rows = [row for path in paths[format] for row in written_rows(path, format)]
+            assert len(rows) == len(detections)
+            assert {len(row) for row in rows} == {n_fields}
+            cells = [row[field] for row in rows for field in TEXT_FIELDS[format].values()]
+            assert not [cell for cell in cells if cell.startswith(FORMULA_STARTS)]
+            text = "".join(raw_text(path) for path in paths[format])
+            if format == "csv":  # control characters only inside quoted cells
+                text = re.sub(r'"(?:[^"]|"")*"', "", text)
+            assert not CONTROL.search(text.replace("\n", "").replace("\t", ""))
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    detections=detection_tables(labels=st.text(string.ascii_letters + ' ;,"é', min_size=1)),
+    numbers=st.lists(st.floats(), min_size=24, max_size=24),
+)
+def test_csv_of_ordinary_text_is_what_pandas_writes(detections, numbers):
+    # Any float, NaN and infinities included, where pandas writes the shortest exact decimal.
+    n_rows = len(detections)
+    detections["start_s"] = numbers[:n_rows]
+    detections["confidence"] = numbers[n_rows : 2 * n_rows]
+    with tempfile.TemporaryDirectory() as folder, mock.patch.object(tables.os, "fsync"):
+        path = write_detections(detections, Path(folder) / "run.csv")
+        assert raw_text(path) == detections.to_csv(index=False, lineterminator="\n")
