@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed-dev
 EXTRAS ?= dev
 
-.PHONY: install demo test docs lint format clean
+.PHONY: install demo test browser docs lint format clean
 
 $(INSTALLED): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,9 +20,23 @@ demo: $(INSTALLED)
 	$(BIN)/python examples/plot_train_classifier.py
 	$(BIN)/python examples/plot_detect_soundscape.py
 
-test: $(INSTALLED)
+test: $(INSTALLED) browser
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
+
+# The browser test of the review page (tests/test_review.py) drives Debian's chromium with
+# selenium. Installed here when missing and apt-get can (as root, ~35 s); otherwise that
+# test skips and says why. Never fails the build.
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "Installing Debian's chromium and chromium-driver for the browser test"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			chromium chromium-driver >/dev/null) \
+		|| echo "chromium not installed (apt-get failed): the browser test will skip"; \
+	else \
+		echo "chromium not installed (needs root and apt-get): the browser test will skip"; \
+	fi
 
 # HTML under docs/_build/html; any warning fails the build. The examples are not run.
 docs: $(INSTALLED)

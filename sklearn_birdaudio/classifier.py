@@ -3,9 +3,11 @@
 The classifier takes what :class:`~sklearn_birdaudio.MelSpectrogramTransformer` returns,
 ``(n_samples, 1, n_mels, n_frames)`` with NaN frames marking padding, and targets that are
 either a 0/1 indicator matrix (multi-label: sigmoid and binary cross-entropy) or 1-D labels
-(multi-class: softmax and cross-entropy). Recordings longer than ``window_seconds`` are
-trained on a fresh random window each epoch (inside the audio, never in padding) and
-predicted window by window, the windows' logits aggregated by ``max`` or ``mean``.
+(multi-class: softmax and cross-entropy). NaN in an indicator matrix marks an unknown
+target, which the loss leaves out (:class:`~sklearn_birdaudio.losses.MaskedBCEWithLogitsLoss`).
+Recordings longer than ``window_seconds`` are trained on a fresh random window each epoch
+(inside the audio, never in padding) and predicted window by window, the windows' logits
+aggregated by ``max`` or ``mean``.
 With ``checkpoint_dir`` set, training saves its whole state after every epoch
 (:class:`TrainingCheckpoint`) and a later ``fit`` resumes an interrupted run.
 """
@@ -42,6 +44,7 @@ from skorch.utils import to_tensor
 from .augment import make_augmentation
 from .devices import resolve_device
 from .log_mel import valid_frames
+from .losses import MaskedBCEWithLogitsLoss
 from .modules import AttentionCNN
 from .targets import check_no_missing_labels, target_kind
 
@@ -142,17 +145,35 @@ class RandomWindows:
 
 
 def validation_map(net, X, y) -> float:
-    """Macro average precision of the validation data, over classes with a positive."""
+    """Macro average precision of the validation data, over classes with a positive.
+
+    Unknown (NaN) targets are left out: a class's average precision is then computed over
+    the recordings whose target for it is known.
+    """
     probabilities = net.probabilities_from_logits(net.forward(X, training=False))
     targets = np.asarray(y)
     if not net.multilabel_:
         targets = np.eye(len(net.classes_), dtype=int)[targets]
+    elif np.isnan(targets).any():
+        return _masked_macro_average_precision(targets, probabilities)
     present = targets.sum(axis=0) > 0
     if not present.any():
         return float("nan")
     return float(
         average_precision_score(targets[:, present], probabilities[:, present], average="macro")
     )
+
+
+def _masked_macro_average_precision(targets: np.ndarray, probabilities: np.ndarray) -> float:
+    """Mean over classes of the average precision over each class's known (non-NaN) targets."""
+    precisions = []
+    for column in range(targets.shape[1]):
+        known = ~np.isnan(targets[:, column])
+        if targets[known, column].sum() > 0:
+            precisions.append(
+                average_precision_score(targets[known, column], probabilities[known, column])
+            )
+    return float(np.mean(precisions)) if precisions else float("nan")
 
 
 def _json_value(value):
@@ -411,8 +432,10 @@ class AttentionCNNClassifier(ClassifierMixin, NeuralNet):
         sizes are parameters: ``module__base_filters``, ``module__n_blocks``,
         ``module__n_heads``, ``module__dropout``.
     criterion : torch loss class, optional
-        ``None`` picks ``BCEWithLogitsLoss`` for multi-label targets and
-        ``CrossEntropyLoss`` for multi-class ones.
+        ``None`` picks :class:`~sklearn_birdaudio.losses.MaskedBCEWithLogitsLoss` for
+        multi-label targets (``BCEWithLogitsLoss``, bit for bit, on targets without NaN;
+        NaN targets, unknown, are left out of it) and ``CrossEntropyLoss`` for
+        multi-class ones. Another criterion refuses NaN targets.
     optimizer : torch optimizer class, default=torch.optim.AdamW
     lr : float, default=1e-3
     max_epochs : int, default=50
@@ -674,27 +697,29 @@ class AttentionCNNClassifier(ClassifierMixin, NeuralNet):
 
         Without ``reset`` (more training of a fitted classifier) ``y`` must have its kind
         of targets and its classes. ``classes`` lists every label of a first
-        ``partial_fit`` whose ``y`` lacks some.
+        ``partial_fit`` whose ``y`` lacks some. NaN in a float indicator matrix (unknown
+        targets) is kept when the criterion leaves it out, and refused otherwise.
         """
         if y is None:
             raise ValueError(
                 f"{type(self).__name__} requires y to be passed, but the target y is None."
             )
         columns = list(y.columns) if isinstance(y, pd.DataFrame) else None
-        y = check_no_missing_labels(y)
+        y, unknown = self._unknown_targets(y)
         if (
             y.ndim == 2
             and y.shape[1] > 1
             and y.dtype.kind in "biuf"
-            and not np.isin(y, (0, 1)).all()
+            and not np.isin(y[~unknown], (0, 1)).all()
         ):
             raise ValueError(
-                f"y is a 2-D array with values {np.unique(y)[:10].tolist()}; expected a 0/1 "
-                "indicator matrix (multi-label)."
+                f"y is a 2-D array with values {np.unique(y[~unknown])[:10].tolist()}; expected "
+                "a 0/1 indicator matrix (multi-label)."
             )
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)  # scikit-learn's reading of a column vector
-        kind = target_kind(y)
+        # type_of_target refuses NaN: the kind is that of the matrix with unknowns as 0.
+        kind = target_kind(np.where(unknown, 0.0, y) if unknown.any() else y)
         if kind == "multilabel-indicator":
             if reset:
                 names = classes if classes is not None else columns
@@ -734,6 +759,28 @@ class AttentionCNNClassifier(ClassifierMixin, NeuralNet):
             f"Unknown label type: y is {kind!r} of shape {y.shape}; expected a 2-D 0/1 "
             "indicator matrix (multi-label) or 1-D class labels (multi-class)."
         )
+
+    def _unknown_targets(self, y) -> tuple[np.ndarray, np.ndarray]:
+        """``y`` as an array and where it is unknown (NaN), if the criterion can mask that.
+
+        NaN is read as "unknown" only in a float matrix of two or more columns (an
+        indicator matrix) and with ``criterion`` None or a ``MaskedBCEWithLogitsLoss``;
+        anywhere else it is a missing label, refused by :func:`check_no_missing_labels`.
+        """
+        array = np.asarray(y)
+        criterion = self.criterion
+        if criterion is not None and not isinstance(criterion, type):
+            criterion = type(criterion)  # an instance, or a callable such as a partial
+        masks = criterion is None or issubclass(criterion, MaskedBCEWithLogitsLoss)
+        if masks and array.ndim == 2 and array.shape[1] > 1 and array.dtype.kind == "f":
+            unknown = np.isnan(array)
+            if unknown.all():
+                raise ValueError(
+                    "y is NaN (unknown) everywhere; expected at least one known 0/1 target."
+                )
+            return array, unknown
+        array = check_no_missing_labels(y)
+        return array, np.zeros(array.shape, dtype=bool)
 
     def _target_description(self) -> str:
         kind = "an indicator matrix" if self.multilabel_ else "labels"
@@ -796,9 +843,7 @@ class AttentionCNNClassifier(ClassifierMixin, NeuralNet):
     def initialize_criterion(self):
         criterion = self.criterion
         if criterion is None:
-            criterion = (
-                torch.nn.BCEWithLogitsLoss if self.multilabel_ else torch.nn.CrossEntropyLoss
-            )
+            criterion = MaskedBCEWithLogitsLoss if self.multilabel_ else torch.nn.CrossEntropyLoss
         self.criterion_ = self.initialized_instance(criterion, self.get_params_for("criterion"))
         return self
 
@@ -937,7 +982,11 @@ class AttentionCNNClassifier(ClassifierMixin, NeuralNet):
             Log-mel spectrograms; NaN frames are padding.
         y : array-like of shape (n_samples, n_classes) or (n_samples,)
             A 0/1 indicator matrix (multi-label; a DataFrame's columns name the classes)
-            or class labels (multi-class).
+            or class labels (multi-class). In an indicator matrix of two or more columns,
+            NaN marks an unknown target (a recording known to hold one species, say,
+            and not known to lack the others): the loss and the validation mAP leave it
+            out. Only with ``criterion=None`` or a
+            :class:`~sklearn_birdaudio.losses.MaskedBCEWithLogitsLoss`.
 
         Returns
         -------

@@ -23,7 +23,8 @@ Exit codes
     ``predict`` finished, but some inputs could not be read, or only part of them: they
     are listed on stderr; the tables of all the others are written, and a file read
     part-way keeps the windows read before the error (marked partial: ``--resume``
-    retries it).
+    retries it). ``review`` finished, but the audio of some sampled detections could not
+    be read: they are listed (``skipped.csv``) and left out of the review.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import sys
 from collections import Counter
 from pathlib import Path
@@ -161,7 +163,13 @@ def _uses_birdnet(model) -> bool:
 
 
 def _read_thresholds(path: Path) -> dict[str, float]:
-    """Per-species thresholds from JSON (``{"species": 0.6}``) or a two-column CSV."""
+    """Per-species thresholds from JSON (``{"species": 0.6}``) or CSV.
+
+    A CSV is either two columns, species and threshold (a first line that is not a number
+    is a header), or has a header naming ``species`` and ``threshold`` columns among others,
+    as ``birdaudio calibrate`` writes: the other columns are ignored, and a species cell
+    loses one leading ``'`` (the mark that keeps spreadsheets from running it as a formula).
+    """
     if not path.is_file():
         raise CommandError(f"{path}: thresholds file not found.")
     if path.suffix.lower() == ".json":
@@ -171,18 +179,35 @@ def _read_thresholds(path: Path) -> dict[str, float]:
         return {str(label): float(value) for label, value in values.items()}
     import pandas as pd
 
-    table = pd.read_csv(path, header=None, dtype=str, skip_blank_lines=True)
-    if table.shape[1] != 2:
-        raise CommandError(f"{path}: expected two columns, species and threshold.")
+    try:
+        table = pd.read_csv(
+            path, header=None, dtype=str, keep_default_na=False, skip_blank_lines=True
+        )
+    except (pd.errors.EmptyDataError, pd.errors.ParserError) as error:
+        raise CommandError(f"{path}: not a CSV of species and thresholds ({error}).") from None
+    header = [str(cell).strip().lower() for cell in table.iloc[0]] if len(table) else []
+    if "species" in header and "threshold" in header:
+        rows = table.iloc[1:, [header.index("species"), header.index("threshold")]]
+        rows = [(label.removeprefix("'"), value) for label, value in rows.itertuples(index=False)]
+    elif table.shape[1] == 2:
+        rows = list(table.itertuples(index=False))
+        try:
+            float(rows[0][1])
+        except ValueError:  # only the first line may be a (non-numeric) header
+            rows = rows[1:]
+    else:
+        raise CommandError(
+            f"{path}: expected two columns, species and threshold, or a header naming "
+            f"'species' and 'threshold' columns; got {table.shape[1]} columns."
+        )
     thresholds = {}
-    for line, (label, value) in enumerate(table.itertuples(index=False)):
+    for label, value in rows:
         try:
             thresholds[label.strip()] = float(value)
         except ValueError:
-            if line > 0:  # only the first line may be a (non-numeric) header
-                raise CommandError(
-                    f"{path}: threshold {value!r} of {label!r} is not a number."
-                ) from None
+            raise CommandError(
+                f"{path}: threshold {value!r} of {label!r} is not a number."
+            ) from None
     return thresholds
 
 
@@ -221,6 +246,13 @@ def _train(args) -> int:
 
     X, Y, classes = _load_data(args.data)
     print(f"Data: {len(X)} recordings of {len(classes)} classes from {args.data}")
+    if args.reviewed:
+        if args.model == "birdnet":
+            raise CommandError(
+                "--reviewed: only --model cnn trains on reviewed detections (their unknown "
+                "targets need its masked loss)."
+            )
+        X, Y = _add_reviewed(args, X, Y, classes)
     if args.model == "birdnet":
         return _train_on_birdnet(args, X, Y)
     model = Pipeline(
@@ -255,6 +287,29 @@ def _train(args) -> int:
     history = model.named_steps["cnn"].history_
     print(f"Trained {len(history)} epochs; model saved to {args.out}")
     return EXIT_OK
+
+
+def _add_reviewed(args, X, Y, classes):
+    """The training data with the windows of the ``--reviewed`` tables appended."""
+    import pandas as pd
+
+    from .reviewed import reviewed_training_data
+
+    # Waveforms are taken at the front end's rate (--set mel__sample_rate may change it).
+    sample_rate = dict(args.set).get("mel__sample_rate", args.sample_rate)
+    X_reviewed, Y_reviewed = reviewed_training_data(
+        args.reviewed, classes=classes, sample_rate=sample_rate
+    )
+    positives = int((Y_reviewed == 1).to_numpy().sum())
+    negatives = int((Y_reviewed == 0).to_numpy().sum())
+    print(
+        f"Reviewed: {positives} positives and {negatives} hard negatives from "
+        f"{len(args.reviewed)} review file(s), in {len(X_reviewed)} windows"
+    )
+    new = [label for label in Y_reviewed.columns if label not in set(classes)]
+    if new:
+        print(f"New classes from the reviews: {', '.join(new)}")
+    return [*X, *X_reviewed], pd.concat([Y, Y_reviewed], ignore_index=True)
 
 
 def _fit_and_save(model, front_end: str, args, X, Y) -> None:
@@ -506,6 +561,231 @@ def _plot(args) -> int:
     return EXIT_OK
 
 
+def _calibrate(args) -> int:
+    import warnings
+
+    import matplotlib.pyplot as plt
+
+    from .calibration import ScoreCalibrator, decided_reviews
+    from .plotting import plot_calibration
+    from .review import read_review
+    from .tables import atomic_write_text
+
+    if not args.review.is_file():
+        raise CommandError(f"{args.review}: review file not found.")
+    reviews = decided_reviews(read_review(args.review))
+    if reviews.empty:
+        raise CommandError(f"{args.review}: no review has a 'yes' or 'no' verdict yet.")
+    weights = reviews["weight"].to_numpy(dtype=float)
+    if not (np.isfinite(weights) & (weights >= 0)).all():
+        raise CommandError(
+            f"{args.review}: the weight of a reviewed row is missing or negative; expected "
+            "the inverse inclusion probabilities 'birdaudio review' writes."
+        )
+    calibrator = ScoreCalibrator(min_reviews=args.min_reviews).fit(reviews, reviews["verdict"])
+    print(
+        f"Reviews: {len(reviews)} with a yes/no verdict, of {len(calibrator.species_)} "
+        f"species, from {args.review}"
+    )
+    target_name = "precision" if args.precision is not None else "probability"
+    target = args.precision if args.precision is not None else args.probability
+    options = {target_name: target, "n_bootstrap": args.bootstrap, "random_state": args.seed}
+    if args.detections:
+        population = _read_detection_tables(args.detections)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", UserWarning)
+            table = calibrator.thresholds(reviews=population, **options)
+        print(f"Precision estimated over {len(population)} detections from --detections")
+        for warning in caught:
+            print(f"birdaudio calibrate: warning: {warning.message}", file=sys.stderr)
+    else:
+        table = calibrator.thresholds(sample_weight=weights, **options)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    marked = table.assign(species=[_spreadsheet_safe(name) for name in table["species"]])
+    atomic_write_text(args.out, marked.to_csv(index=False))
+    _print_thresholds(table, target_name, target, calibrator)
+    print(f"Thresholds: {args.out} (for 'birdaudio predict --thresholds')")
+    if args.no_plots:
+        return EXIT_OK
+    folder = args.plots or args.out.with_name(f"{args.out.stem}_plots")
+    folder.mkdir(parents=True, exist_ok=True)
+    names = set()
+    for row in table.itertuples(index=False):
+        name = re.sub(r"[^\w.-]+", "_", row.species).strip("._") or "species"
+        while name in names:  # distinct species that read the same as file names
+            name += "_"
+        names.add(name)
+        figure = plot_calibration(
+            calibrator, row.species, reviews, threshold_row=row._asdict(), target=target
+        )
+        figure.savefig(folder / f"{name}.png", dpi=100)
+        plt.close(figure)
+    print(f"Calibration plots: {folder} ({len(table)} PNG)")
+    return EXIT_OK
+
+
+def _read_detection_tables(paths: list[Path]):
+    """The detections of the tables given, and of the ``*.birdaudio.*`` tables of folders."""
+    import pandas as pd
+
+    from .tables import read_detections
+
+    tables = []
+    for path in paths:
+        if not path.exists():
+            raise CommandError(f"{path}: detection table not found.")
+        files = sorted(path.glob("*.birdaudio.*")) if path.is_dir() else [path]
+        if not files:
+            raise CommandError(f"{path}: no detection tables (*.birdaudio.*) in this folder.")
+        for file in files:
+            table = read_detections(file)
+            if table["confidence"].isna().any():
+                raise CommandError(f"{file}: a detection has no confidence.")
+            tables.append(table)
+    return pd.concat(tables, ignore_index=True)
+
+
+def _spreadsheet_safe(text: str) -> str:
+    """A text cell marked with a leading ``'`` where a spreadsheet could run it."""
+    return "'" + text if text.startswith(("=", "+", "-", "@", "\t", "\r", "'")) else text
+
+
+def _print_thresholds(table, target_name: str, target: float, calibrator) -> None:
+    """The thresholds as a table, then which species use the pooled model and why."""
+    level = table.attrs["confidence_level"]
+    bootstrapped = table["low"].notna().any()
+    interval = f", with {level:.0%} bootstrap intervals" if bootstrapped else ""
+    print(f"Thresholds for {target_name} {target:g}{interval} (never: no score reaches it):")
+    width = max(7, *(len(name) for name in table["species"]))
+    print(f"  {'species':<{width}}  {'n':>5}  {'threshold':>9}  {'interval':<16}  model")
+    for row in table.itertuples(index=False):
+        threshold = "never" if row.threshold >= 1 else f"{row.threshold:.3f}"
+        bounds = f"[{row.low:.3f}, {row.high:.3f}]" if bootstrapped else ""
+        model = "pooled" if row.pooled else "own"
+        print(
+            f"  {row.species:<{width}}  {row.n_reviews:>5}  {threshold:>9}  {bounds:<16}  {model}"
+        )
+    reasons = {name: "not reviewed" for name in table["species"]}
+    reasons = {**reasons, **calibrator.pooled_reasons_}
+    pooled = [f"{name} ({reasons[name]})" for name in table["species"][table["pooled"]]]
+    if pooled:
+        print(f"Pooled model (fitted on every species' reviews) used for: {', '.join(pooled)}")
+
+
+def _review(args) -> int:
+    import warnings
+
+    from .review import SkippedClipsWarning, export_review, sample_for_review
+
+    detections = _review_detections(args.detections)
+    sample = sample_for_review(
+        detections,
+        n_per_species=args.per_species,
+        n_bins=args.bins,
+        strategy=args.strategy,
+        threshold=args.threshold,
+        min_confidence=args.min_confidence,
+        species=args.species,
+        random_state=args.seed,
+    )
+    if sample.empty:
+        raise CommandError(
+            f"none of the {len(detections)} detections scores --min-confidence "
+            f"{args.min_confidence} or more."
+        )
+    missing = sorted({file for file in sample["file"] if not os.path.isfile(file)})
+    if missing:
+        listed = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
+        raise CommandError(
+            f"{len(missing)} audio file(s) of the sampled detections not found: {listed}. "
+            "Tables name their audio files as predict was given them: run review from the "
+            f"folder predict ran in (this is {os.getcwd()}). Audacity label tracks do not "
+            "name their audio file: review csv or raven tables."
+        )
+    counts = sample.attrs["n_detections"]
+    drawn = sample["label"].astype(str).value_counts()
+    how = (
+        f"stratified over {args.bins} score bins from {sample.attrs['bin_edges'][0]:g}"
+        if args.strategy == "stratified"
+        else f"nearest the threshold {args.threshold:g}"
+    )
+    print(f"Sample: {len(sample)} detections of {len(counts)} species ({how}, seed {args.seed}):")
+    for label, count in counts.items():
+        print(f"  {label}: {drawn.get(label, 0)} of {count}")
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", SkippedClipsWarning)
+            page = export_review(
+                sample,
+                args.out,
+                context_seconds=args.context,
+                overwrite=args.overwrite,
+                verbose=args.verbose,
+            )
+    except FileExistsError as error:
+        raise CommandError(f"{error} (--overwrite replaces it)") from None
+    skipped = None
+    for warning in caught:
+        if isinstance(warning.message, SkippedClipsWarning):
+            skipped = warning.message.skipped
+        else:
+            warnings.warn_explicit(
+                warning.message, warning.category, warning.filename, warning.lineno
+            )
+    n_clips = len(sample) - (0 if skipped is None else len(skipped))
+    print(
+        f"Review folder {args.out}: {n_clips} clips (clips/), their spectrograms "
+        "(spectrograms/), review.csv and index.html"
+    )
+    print(
+        f"Open {page} in a browser ({page.resolve().as_uri()}): j/k move, y/n/u mark yes, "
+        "no, unsure; then 'Save review.csv' downloads the table with the verdicts."
+    )
+    if skipped is None:
+        return EXIT_OK
+    print(
+        f"birdaudio review: {len(skipped)} detection(s) left out, their audio could not be "
+        f"read (listed in {Path(args.out) / 'skipped.csv'}):",
+        file=sys.stderr,
+    )
+    for row in skipped.itertuples(index=False):
+        print(f"  {row.file} {row.start_s:g}-{row.end_s:g} s: {row.error}", file=sys.stderr)
+    return EXIT_PARTIAL
+
+
+def _review_detections(paths: list[Path]):
+    """The detections of the tables given, and of the tables at the top of folders given:
+    ``*.csv``, ``*.selections.txt`` and ``*.labels.txt``, not hidden ones."""
+    import pandas as pd
+
+    from .tables import read_detections
+
+    tables = []
+    for path in paths:
+        if path.is_dir():
+            found = sorted(
+                file
+                for pattern in ("*.csv", "*.selections.txt", "*.labels.txt")
+                for file in path.glob(pattern)
+                if file.is_file() and not file.name.startswith(".")
+            )
+            if not found:
+                raise CommandError(
+                    f"{path}: no detection tables (*.csv, *.selections.txt, *.labels.txt) in "
+                    "this folder."
+                )
+            tables += found
+        elif path.is_file():
+            tables.append(path)
+        else:
+            raise CommandError(f"{path}: detection table or folder not found.")
+    detections = pd.concat([read_detections(table) for table in tables], ignore_index=True)
+    print(f"Detections: {len(detections)} in {len(tables)} table(s)")
+    if detections.empty:
+        raise CommandError("the tables hold no detections to review.")
+    return detections
+
+
 # -- the parser -------------------------------------------------------------------------
 
 
@@ -514,8 +794,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="birdaudio",
         description="Train bird-sound classifiers and detect birds in recordings.",
-        epilog="Exit codes: 0 success, 1 error, 2 invalid command line, 3 predict skipped "
-        "unreadable inputs or read some only in part.",
+        epilog="Exit codes: 0 success, 1 error, 2 invalid command line, 3 predict or review "
+        "skipped unreadable inputs (predict: or read some only in part).",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -568,6 +848,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--set", type=_parse_assignment, action="append", default=[], metavar="KEY=VALUE",
         help="any pipeline parameter, e.g. --set cnn__module__base_filters=32 "
         "--set mel__n_mels=64 (repeatable)",
+    )  # fmt: skip
+    train.add_argument(
+        "--reviewed", type=Path, action="append", default=[], metavar="REVIEW_CSV",
+        help="a review table written by 'birdaudio review' (repeatable): its windows join "
+        "the training data, 'yes' rows as positives of their label and 'no' rows as hard "
+        "negatives; 'unsure' and empty rows are skipped, the other classes of a window are "
+        "unknown (left out of the loss), a label not among the classes becomes a new class",
     )  # fmt: skip
     train.set_defaults(run=_train)
 
@@ -643,6 +930,109 @@ def build_parser() -> argparse.ArgumentParser:
         "--min-confidence", type=float, default=0.5, help="boxes from this score (default 0.5)"
     )
     plot.set_defaults(run=_plot)
+
+    calibrate = command(
+        "calibrate",
+        "Fit per-species calibration curves to reviewed detections and write thresholds.",
+    )
+    calibrate.add_argument(
+        "review", type=Path, metavar="REVIEW_CSV",
+        help="a review table (review.csv) written by 'birdaudio review', verdicts filled in "
+        "('unsure' and empty ones are left out)",
+    )  # fmt: skip
+    target = calibrate.add_mutually_exclusive_group(required=True)
+    target.add_argument(
+        "--precision", type=float,
+        help="target precision: each species' threshold is the lowest score whose "
+        "detections at or above it are estimated correct this often (e.g. 0.9)",
+    )  # fmt: skip
+    target.add_argument(
+        "--probability", type=float,
+        help="target probability: the score where a species' calibrated probability that a "
+        "detection is correct reaches it (e.g. 0.9)",
+    )  # fmt: skip
+    calibrate.add_argument(
+        "--out", type=Path, required=True,
+        help="the thresholds table (CSV: species,threshold,low,high,n_reviews,pooled,"
+        "estimated_precision) for 'birdaudio predict --thresholds'; a threshold of 1 means "
+        "never",
+    )  # fmt: skip
+    calibrate.add_argument(
+        "--min-reviews", type=int, default=20,
+        help="fewest yes/no reviews for a species' own curve; species with fewer, or with "
+        "only one verdict, use the curve pooled over all species (default 20)",
+    )  # fmt: skip
+    calibrate.add_argument(
+        "--bootstrap", type=int, default=200,
+        help="bootstrap resamples of the reviews for the 90%% intervals (default 200; 0: none)",
+    )  # fmt: skip
+    calibrate.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    calibrate.add_argument(
+        "--detections", type=Path, nargs="+", metavar="TABLE",
+        help="estimate precision over these detection tables (or folders of "
+        "*.birdaudio.* tables): all the detections the reviews were sampled from, instead "
+        "of the reviews weighted by their 'weight'; their unreviewed species get the pooled "
+        "curve's thresholds",
+    )  # fmt: skip
+    plots = calibrate.add_mutually_exclusive_group()
+    plots.add_argument(
+        "--plots", type=Path, metavar="DIR",
+        help="folder for one calibration figure (PNG) per species (default: <out "
+        "stem>_plots next to --out)",
+    )  # fmt: skip
+    plots.add_argument("--no-plots", action="store_true", help="draw no figures")
+    calibrate.set_defaults(run=_calibrate)
+
+    review = command(
+        "review",
+        "Sample detections per species and write a review folder: clips, spectrograms, "
+        "review.csv and a page (index.html) to mark them yes, no or unsure.",
+    )
+    review.epilog = (
+        "Exit code 3: the audio of some sampled detections could not be read; they are "
+        "listed on stderr and in skipped.csv, the others are in the review."
+    )
+    review.add_argument(
+        "detections", type=Path, nargs="+", metavar="DETECTIONS",
+        help="detection tables written by 'birdaudio predict' (csv, Raven or Audacity), or "
+        "folders of them (their *.csv, *.selections.txt and *.labels.txt; hidden ones and "
+        "sub-folders are skipped); the audio paths in them are relative to the folder "
+        "predict ran in",
+    )  # fmt: skip
+    review.add_argument("--out", type=Path, required=True, help="the review folder")
+    review.add_argument(
+        "--per-species", type=int, default=20, help="detections per species (default 20)"
+    )
+    review.add_argument(
+        "--bins", type=int, default=5,
+        help="equal-width score bins from --min-confidence (or the lowest score) to 1 "
+        "(default 5)",
+    )  # fmt: skip
+    review.add_argument(
+        "--strategy", choices=("stratified", "margin"), default="stratified",
+        help="stratified (default): spread over the score bins, with the weights that "
+        "estimate precision; margin: the scores nearest --threshold (to improve a model, "
+        "not to estimate precision)",
+    )  # fmt: skip
+    review.add_argument(
+        "--threshold", type=float, default=0.5, help="the score margin samples around (0.5)"
+    )
+    review.add_argument(
+        "--context", type=float, default=2.0,
+        help="seconds of audio kept before and after each detection (default 2)",
+    )  # fmt: skip
+    review.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    review.add_argument(
+        "--min-confidence", type=float, help="review only detections from this score"
+    )
+    review.add_argument(
+        "--species", nargs="+", action="extend", metavar="NAME",
+        help="review only these species (default: all)",
+    )  # fmt: skip
+    review.add_argument(
+        "--overwrite", action="store_true", help="replace a review already in --out"
+    )
+    review.set_defaults(run=_review)
     return parser
 
 

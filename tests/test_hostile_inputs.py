@@ -31,6 +31,7 @@ CATEGORIES = {
     "tables": "5. Tables that do not read back",
     "size": "6. Memory blow-ups and tracebacks from small files",
     "message": "7. Misleading messages",
+    "page": "8. Review pages and review tables",
 }
 
 
@@ -281,6 +282,29 @@ ATTACKS = [
             "tests/test_bounded_inputs.py::test_labels_with_missing_values_are_a_value_error_naming_y",
             "tests/test_bounded_inputs.py::test_missing_labels_through_a_pipeline_and_in_indicator_rows",
             "tests/test_bounded_inputs.py::test_every_estimator_taking_y_names_missing_and_mixed_labels",
+        ),
+    ),
+    Attack(
+        "page",
+        "A label or file name made to run in the review page (`</script><img src=x onerror=...>`)",
+        "The rows are embedded as JSON with `<`, `>` and `&` escaped, shown only through "
+        "`textContent`, and a Content-Security-Policy lets only the page's own script run; "
+        "in a real browser the label shows as text and nothing fires",
+        (
+            "tests/test_review.py::test_page_holds_the_rows_as_data_that_cannot_close_its_script",
+            "tests/test_review.py::test_review_page_in_a_browser",
+        ),
+    ),
+    Attack(
+        "page",
+        "Hostile text in review.csv (formula prefixes, quotes, line breaks), or a verdict "
+        "the tools cannot read",
+        "review.csv is written with the tables' escaping and reads back exactly; an "
+        "unreadable verdict is a `ValueError` naming the file, row and value",
+        (
+            "tests/test_review.py::test_review_csv_reads_back_any_text",
+            "tests/test_review.py::test_review_csv_neutralises_formulas_and_quotes_text",
+            "tests/test_review.py::test_read_review_refuses_a_verdict_it_cannot_read",
         ),
     ),
     Attack(

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
+import torch
 from conftest import peak_frequency, tone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -278,10 +279,21 @@ def check_no_audio_folder(detections, ctx):
     assert error["file"] == folder and "no audio files" in error["error"]
 
 
-def trigger_y_nan(ctx):
+def y_with_nan(ctx):
     Y = ctx.songs[1].astype(float)
     Y.iloc[0, 0] = np.nan
-    return cnn().fit(ctx.spectrograms, Y)
+    return Y
+
+
+def trigger_y_nan(ctx):
+    return cnn(criterion=torch.nn.BCEWithLogitsLoss).fit(ctx.spectrograms, y_with_nan(ctx))
+
+
+def check_unknown_targets(model, ctx):
+    from sklearn_birdaudio import MaskedBCEWithLogitsLoss
+
+    assert type(model.criterion_) is MaskedBCEWithLogitsLoss
+    assert np.isfinite(model.history_[:, "train_loss"]).all()
 
 
 # -- the table --------------------------------------------------------------------------------
@@ -594,10 +606,20 @@ CASES = [
         r"\by\b.*(0/1|indicator)",
     ),
     Case(
-        "y-nan", "target", "`Y` holding NaN", "`fit(X, Y_with_nan)`",
+        "y-nan", "target", "`Y` holding NaN, with a criterion that cannot leave it out",
+        "`AttentionCNNClassifier(criterion=BCEWithLogitsLoss).fit(X, Y_with_nan)`",
         "`ValueError`: *y contains N NaN value(s); expected 0/1 indicators or class labels "
         "(NaN is only allowed in X, as padding).*",
         trigger_y_nan, ValueError, r"\by\b.*NaN",
+    ),
+    Case(
+        "y-unknown", "target", "`Y` (an indicator matrix) holding NaN",
+        "`fit(X, Y_with_nan)`",
+        "Trains: NaN marks an unknown target, which the default criterion "
+        "(`MaskedBCEWithLogitsLoss`) and the validation mAP leave out. NaN in 1-D labels "
+        "is refused as a missing label.",
+        lambda ctx: cnn().fit(ctx.spectrograms, y_with_nan(ctx)),
+        check=check_unknown_targets,
     ),
     Case(
         "score-shape", "target", "scores of another shape than the targets",
