@@ -24,7 +24,12 @@ Exit codes
     are listed on stderr; the tables of all the others are written, and a file read
     part-way keeps the windows read before the error (marked partial: ``--resume``
     retries it). ``review`` finished, but the audio of some sampled detections could not
-    be read: they are listed (``skipped.csv``) and left out of the review.
+    be read: they are listed (``skipped.csv``) and left out of the review. ``train``
+    saved a model, but some recordings could not be read: they are listed on stderr and
+    the model is trained without them (``--strict`` exits with 1 instead).
+130
+    Interrupted (Ctrl-C). ``predict`` keeps the tables written so far; ``--resume``
+    continues.
 """
 
 from __future__ import annotations
@@ -49,6 +54,10 @@ __all__ = ["build_parser", "main"]
 logger = logging.getLogger("sklearn_birdaudio.cli")
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a command stopped by Ctrl-C
+# Terminal control sequences (colours, cursor moves): skorch's epoch table colours the best
+# values whatever the output is; they are removed from output that is not a terminal.
+ANSI_SEQUENCE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]")
 FORMATS = ("csv", "raven", "audacity")
 PICKLE_SUFFIXES = (".joblib", ".pkl", ".pickle")
 LABEL_COLUMN_CANDIDATES = (("primary_label", "secondary_labels"), ("labels",), ("label",))
@@ -72,38 +81,168 @@ def _parse_assignment(text: str) -> tuple[str, object]:
         return key, value  # a bare word: a string
 
 
-def _load_data(data: Path, classes=None):
-    """Recordings and targets of a folder of class sub-folders or a CSV manifest."""
+MANIFEST_NAMES = ("labels.csv", "manifest.csv")
+
+
+def _find_manifest(folder: Path) -> Path | None:
+    """The manifest of a dataset folder: its labels.csv or manifest.csv, or its one *.csv."""
+    for name in MANIFEST_NAMES:
+        if (folder / name).is_file():
+            return folder / name
+    found = [path for path in folder.glob("*.csv") if path.is_file()]
+    return found[0] if len(found) == 1 else None
+
+
+def _manifest_columns(data: Path) -> list[str]:
+    """The header of a CSV manifest, or a one-line error naming the file."""
     import pandas as pd
 
-    from .datasets import load_folder, load_manifest
-
-    if data.is_dir():
-        return load_folder(data, classes=classes, as_frame=True)
-    if data.suffix.lower() != ".csv":
+    try:
+        return list(pd.read_csv(data, nrows=0).columns)
+    except pd.errors.EmptyDataError:
         raise CommandError(
-            f"{data}: expected a folder of class sub-folders or a CSV manifest (.csv)."
+            f"{data}: the file is empty; expected a CSV manifest with a header row naming a "
+            "'path' column and label columns."
+        ) from None
+    except (ValueError, pd.errors.ParserError) as error:  # binary, not UTF-8 ...
+        raise CommandError(
+            f"{data}: cannot be read as a CSV manifest ({type(error).__name__}: {error})."
+        ) from None
+
+
+def _resolve_data(data: Path, command: str) -> Path:
+    """The CSV manifest or class folder ``data`` names, checked before any audio is read.
+
+    A dataset folder holding a manifest (``labels.csv``, ``manifest.csv`` or a single
+    ``*.csv``) is read through it, and said so; a folder whose only sub-folder is
+    ``audio`` is refused: its recordings would all be one class called "audio".
+    """
+    if not data.exists():
+        raise CommandError(
+            f"{data}: not found; expected a folder of class sub-folders or a CSV manifest."
         )
-    if not data.is_file():
-        raise CommandError(f"{data}: manifest not found.")
-    columns = set(pd.read_csv(data, nrows=0).columns)
-    for candidate in LABEL_COLUMN_CANDIDATES:
-        present = tuple(column for column in candidate if column in columns)
-        if present and candidate[0] in present:
-            return load_manifest(data, label_columns=present, classes=classes, as_frame=True)
-    raise CommandError(
-        f"{data}: no label column; expected 'primary_label' (and optionally "
-        f"'secondary_labels'), 'labels' or 'label' next to 'path'; found {sorted(columns)}."
+    if not data.is_dir():
+        if data.suffix.lower() != ".csv":
+            raise CommandError(
+                f"{data}: expected a folder of class sub-folders or a CSV manifest (.csv)."
+            )
+        return data
+    manifest = _find_manifest(data)
+    if manifest is not None:
+        print(f"Data: {data} holds the manifest {manifest.name}; reading the labels from it")
+        return manifest
+    sub_folders = [path.name for path in data.iterdir() if path.is_dir()]
+    if sub_folders == ["audio"]:
+        raise CommandError(
+            f"{data}: its only class sub-folder is 'audio', so every recording would be one "
+            f"class called 'audio'; give a CSV manifest of the recordings and their labels "
+            f"instead (birdaudio {command} labels.csv, with a 'path' column and label "
+            "columns), or a folder with one sub-folder per class."
+        )
+    return data
+
+
+def _split_counts(data: Path, split_column: str) -> Counter:
+    import pandas as pd
+
+    values = pd.read_csv(data, usecols=[split_column], dtype=str, keep_default_na=False)
+    return Counter(values[split_column])
+
+
+def _check_split(data: Path, columns: list[str] | None, split, split_column, command) -> None:
+    """Refuse a --split the data cannot apply; warn when a split column goes unused."""
+    if split is not None:
+        if columns is None:
+            raise CommandError(
+                f"--split {split}: {data} is a folder of class sub-folders, which has no "
+                f"{split_column!r} column; --split needs a CSV manifest with one."
+            )
+        if split_column not in columns:
+            raise CommandError(
+                f"--split {split}: {data} has no {split_column!r} column (--split-column); "
+                f"found {columns}."
+            )
+        counts = _split_counts(data, split_column)
+        if split not in counts:
+            raise CommandError(
+                f"--split {split}: no rows of {data} have {split_column} == {split!r}; its "
+                f"{split_column!r} values are {sorted(counts)}."
+            )
+        return
+    if columns is None or split_column not in columns:
+        return
+    counts = _split_counts(data, split_column)
+    if len(counts) < 2:
+        return
+    described = ", ".join(f"{name}: {count}" for name, count in counts.most_common())
+    wanted = "train" if command == "train" else "test"
+    if wanted not in counts:
+        ranked = [name for name, _ in counts.most_common()]
+        wanted = ranked[0] if command == "train" else ranked[-1]
+    others = " and ".join(name or "''" for name in counts if name != wanted)
+    verb, purpose = (
+        ("training on", f"to hold the {others} rows out")
+        if command == "train"
+        else ("scoring", f"to score only the {wanted} rows")
+    )
+    print(
+        f"birdaudio {command}: warning: {data.name} has a {split_column!r} column "
+        f"({described}); {verb} all {sum(counts.values())} rows — pass --split {wanted} "
+        f"{purpose}",
+        file=sys.stderr,
     )
 
 
-def _load_model(path: Path, allow_pickle: bool = False):
+def _label_columns(data: Path, columns: list[str]) -> tuple[str, ...]:
+    for candidate in LABEL_COLUMN_CANDIDATES:
+        present = tuple(column for column in candidate if column in columns)
+        if present and candidate[0] in present:
+            return present
+    raise CommandError(
+        f"{data}: no label column; expected 'primary_label' (and optionally "
+        f"'secondary_labels'), 'labels' or 'label' next to 'path'; found {columns}."
+    )
+
+
+def _load_data(
+    data: Path, classes=None, split=None, split_column: str = "split", command: str = "train"
+):
+    """Recordings and targets of a folder of class sub-folders or a CSV manifest.
+
+    Everything about the layout (missing or empty files, columns, the split) is checked
+    from the file system and the CSV header: no audio is read here.
+    """
+    from .datasets import load_folder, load_manifest
+
+    data = _resolve_data(data, command)
+    if data.is_dir():
+        _check_split(data, None, split, split_column, command)
+        return load_folder(data, classes=classes, as_frame=True)
+    columns = _manifest_columns(data)
+    if "path" not in columns:
+        raise CommandError(
+            f"{data}: no 'path' column (the audio files, relative to the manifest's folder); "
+            f"found {columns}."
+        )
+    label_columns = _label_columns(data, columns)
+    _check_split(data, columns, split, split_column, command)
+    return load_manifest(
+        data,
+        label_columns=label_columns,
+        split=split,
+        split_column=split_column,
+        classes=classes,
+        as_frame=True,
+    )
+
+
+def _load_model(path: Path, allow_pickle: bool = False, dropped: dict | None = None):
     """A fitted model saved by ``birdaudio train`` (or by ``save_model``).
 
     joblib/pickle files (``joblib.dump`` of a fitted pipeline) only with ``allow_pickle``:
     loading one runs any code it holds. Parameters that the file sets and that act on the
     machine are not restored (:class:`~sklearn_birdaudio.DroppedParameterWarning`): they
-    are listed on stderr.
+    are listed on stderr, or put in ``dropped`` when it is given (``info`` shows them).
     """
     import warnings
 
@@ -120,7 +259,9 @@ def _load_model(path: Path, allow_pickle: bool = False):
         except ValueError as error:
             raise CommandError(str(error)) from None
     for warning in caught:
-        if isinstance(warning.message, DroppedParameterWarning):
+        if isinstance(warning.message, DroppedParameterWarning) and dropped is not None:
+            dropped.update(warning.message.dropped)
+        elif isinstance(warning.message, DroppedParameterWarning):
             _print_dropped(warning.message.dropped)
         else:
             warnings.warn_explicit(
@@ -238,55 +379,195 @@ def _save_model(model, out: Path) -> None:
     )
 
 
-def _train(args) -> int:
+MODELS = {
+    "recipe": "the small-data recipe (sklearn_birdaudio.recipes): the package's best own "
+    "network, macro mAP 0.623 on the xc-puerto-rico test split, well above the design "
+    "defaults",
+    "cnn-defaults": "log-mel + AttentionCNN with the classifier's design defaults (64 "
+    "filters, dropout 0.5, validation split and early stopping)",
+    "birdnet": "BirdNET v2.4 embeddings + logistic regression",
+}
+
+
+def _check_train_options(args) -> None:
+    """Refuse out-of-range numbers at once, naming the option, before any work."""
+    checks = [
+        ("--max-epochs", args.max_epochs, lambda value: value >= 1, "an integer >= 1"),
+        ("--batch-size", args.batch_size, lambda value: value >= 1, "an integer >= 1"),
+        ("--lr", args.lr, lambda value: value > 0, "a number > 0"),
+        ("--val-fraction", args.val_fraction, lambda value: 0 <= value < 1, "in [0, 1)"),
+        ("--window-seconds", args.window_seconds, lambda value: value > 0, "a number > 0"),
+        ("--sample-rate", args.sample_rate, lambda value: value > 0, "an integer > 0"),
+    ]
+    for option, value, valid, expected in checks:
+        if value is not None and not valid(value):
+            raise CommandError(f"{option} {value:g}: expected {expected}.")
+    if args.reviewed and args.model == "birdnet":
+        raise CommandError(
+            "--reviewed: only the AttentionCNN models (--model recipe or cnn-defaults) train "
+            "on reviewed detections (their unknown targets need its masked loss)."
+        )
+
+
+def _cnn_options(args) -> dict:
+    """The classifier parameters given on the command line (the others: the model's)."""
+    options = {
+        "max_epochs": args.max_epochs,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "sample_rate": args.sample_rate,
+        "random_state": args.seed,
+        "device": args.device,
+        "verbose": args.verbose,
+    }
+    if args.window_seconds is not None:
+        options.update(window_seconds=args.window_seconds, overlap_seconds=args.window_seconds / 2)
+    if args.val_fraction is not None:
+        options["validation_fraction"] = args.val_fraction or None
+    return {name: value for name, value in options.items() if value is not None}
+
+
+def _build_model(args):
+    """The untrained pipeline of ``--model`` with ``--set`` applied, and its front end."""
     from sklearn.pipeline import Pipeline
 
-    from .classifier import AttentionCNNClassifier
-    from .features import MelSpectrogramTransformer
-
-    X, Y, classes = _load_data(args.data)
-    print(f"Data: {len(X)} recordings of {len(classes)} classes from {args.data}")
-    if args.reviewed:
-        if args.model == "birdnet":
-            raise CommandError(
-                "--reviewed: only --model cnn trains on reviewed detections (their unknown "
-                "targets need its masked loss)."
-            )
-        X, Y = _add_reviewed(args, X, Y, classes)
     if args.model == "birdnet":
-        return _train_on_birdnet(args, X, Y)
-    model = Pipeline(
-        [
-            (
-                "mel",
-                MelSpectrogramTransformer(
-                    sample_rate=args.sample_rate,
-                    duration=None,
-                    memory=args.cache,
-                    verbose=args.verbose,
-                ),
-            ),
-            (
-                "cnn",
-                AttentionCNNClassifier(
-                    max_epochs=args.max_epochs,
-                    window_seconds=args.window_seconds,
-                    overlap_seconds=args.window_seconds / 2,
-                    validation_fraction=args.val_fraction or None,
-                    batch_size=args.batch_size,
-                    lr=args.lr,
-                    sample_rate=args.sample_rate,
-                    random_state=args.seed,
-                    device=args.device,
-                    verbose=args.verbose,
-                ),
-            ),
-        ]
+        from sklearn.preprocessing import StandardScaler
+
+        from .embeddings import BirdNETEmbedder
+        from .linear import EmbeddingLogisticRegression
+
+        model = Pipeline(
+            [
+                ("birdnet", BirdNETEmbedder(memory=args.cache, verbose=args.verbose)),
+                ("scale", StandardScaler()),
+                ("logistic", EmbeddingLogisticRegression(C=1.0)),
+            ]
+        )
+        front_end = "birdnet"
+    elif args.model == "recipe":
+        from .recipes import make_small_data_pipeline
+
+        model = make_small_data_pipeline(memory=args.cache)
+        model.set_params(**{f"cnn__{name}": value for name, value in _cnn_options(args).items()})
+        model.set_params(mel__sample_rate=args.sample_rate, mel__verbose=args.verbose)
+        front_end = "mel"
+    else:
+        from .classifier import AttentionCNNClassifier
+        from .features import MelSpectrogramTransformer
+
+        mel = MelSpectrogramTransformer(
+            sample_rate=args.sample_rate, duration=None, memory=args.cache, verbose=args.verbose
+        )
+        model = Pipeline([("mel", mel), ("cnn", AttentionCNNClassifier(**_cnn_options(args)))])
+        front_end = "mel"
+    for key, value in args.set:
+        try:
+            model.set_params(**{key: value})
+        except ValueError as error:
+            # sklearn's message repeats the whole estimator: keep its first and last parts.
+            found = re.match(
+                r"Invalid parameter (\S+) for estimator (?:<class '[\w.]*?(\w+)'>|(\w+))",
+                str(error),
+            )
+            valid = str(error).rpartition("Valid parameters are: ")[2]
+            if found:
+                estimator = found[2] or found[3]
+                error = f"no parameter {found[1]} in {estimator}; its parameters are {valid}"
+            raise CommandError(f"--set {key}={value!r}: {error}") from None
+    return model, front_end
+
+
+def _train(args) -> int:
+    reason = "chosen with --model" if args.model else "the default; --model to choose"
+    if args.model == "cnn":  # the name before the recipe became the default
+        args.model = "cnn-defaults"
+        print(
+            "birdaudio train: warning: --model cnn is now called cnn-defaults; the old name "
+            "will be removed.",
+            file=sys.stderr,
+        )
+    args.model = args.model or "recipe"
+    _check_train_options(args)
+    model, front_end = _build_model(args)  # checks the --set keys before any data is read
+    print(f"Model: {args.model} ({reason}): {MODELS[args.model]}")
+    X, Y, classes = _load_data(args.data, split=args.split, split_column=args.split_column)
+    split = f" (split {args.split!r})" if args.split is not None else ""
+    print(f"Data: {len(X)} recordings of {len(classes)} classes from {args.data}{split}")
+    X, Y, skipped = _readable_recordings(X, Y, args.strict)
+    if args.reviewed:
+        X, Y = _add_reviewed(args, X, Y, classes)
+    skipped += _fit_and_save(model, front_end, args, X, Y)
+    if args.model == "birdnet":
+        from .embeddings import LICENSE
+
+        print(f"Trained a logistic regression on BirdNET embeddings; model saved to {args.out}")
+        print(f"Licence: {LICENSE}; the saved model falls under it too.")
+    else:
+        history = model.named_steps["cnn"].history_
+        print(f"Trained {len(history)} epochs; model saved to {args.out}")
+    if not skipped:
+        return EXIT_OK
+    print(
+        f"birdaudio train: {len(skipped)} recording(s) could not be read and were left out "
+        "of training (--strict aborts instead):",
+        file=sys.stderr,
     )
-    _fit_and_save(model, "mel", args, X, Y)
-    history = model.named_steps["cnn"].history_
-    print(f"Trained {len(history)} epochs; model saved to {args.out}")
-    return EXIT_OK
+    for file, error in skipped:
+        print(f"  {file}: {error}", file=sys.stderr)
+    return EXIT_PARTIAL
+
+
+def _readable_recordings(X, Y, strict: bool):
+    """Drop the recordings whose header cannot be read (cheap: no decoding), or with
+    ``strict`` refuse them all in one message."""
+    from .audio import AudioError, audio_info
+
+    skipped = []
+    for file in X:
+        try:
+            audio_info(file)
+        except AudioError as error:
+            skipped.append((file, str(error).removeprefix(f"{file}: ")))
+    if not skipped:
+        return X, Y, []
+    if strict or len(skipped) == len(X):
+        listed = "; ".join(f"{file}: {error}" for file, error in skipped)
+        why = "--strict" if strict else "none is left to train on"
+        raise CommandError(f"{len(skipped)} recording(s) cannot be read ({why}): {listed}")
+    return (*_drop(X, Y, {file for file, _ in skipped}), skipped)
+
+
+def _drop(X, Y, files: set):
+    """X and Y without the recordings ``files`` (reviewed windows, arrays, are kept)."""
+    keep = [index for index, file in enumerate(X) if not (isinstance(file, str) and file in files)]
+    return [X[index] for index in keep], Y.iloc[keep].reset_index(drop=True)
+
+
+def _fit_and_save(model, front_end: str, args, X, Y) -> list[tuple[str, str]]:
+    """Fit, drop the front end's cache and progress bar, save to --out.
+
+    A recording that fails once its audio is decoded (past a readable header) is left out
+    and the model fitted again without it, unless --strict; returns those left out.
+    """
+    from .audio import AudioError
+
+    skipped = []
+    while True:
+        try:
+            model.fit(X, Y)
+            break
+        except AudioError as error:
+            failed = [file for file in X if isinstance(file, str) and str(error).startswith(file)]
+            if args.strict or not failed or len(failed) == len(X):
+                raise
+            file = max(failed, key=len)
+            print(f"birdaudio train: left out {file}, fitting again: {error}", file=sys.stderr)
+            skipped.append((file, str(error).removeprefix(f"{file}: ")))
+            X, Y = _drop(X, Y, {file})
+    model.named_steps[front_end].set_params(memory=None, verbose=0)  # not needed to predict
+    _save_model(model, args.out)
+    return skipped
 
 
 def _add_reviewed(args, X, Y, classes):
@@ -312,46 +593,19 @@ def _add_reviewed(args, X, Y, classes):
     return [*X, *X_reviewed], pd.concat([Y, Y_reviewed], ignore_index=True)
 
 
-def _fit_and_save(model, front_end: str, args, X, Y) -> None:
-    """Apply --set, fit, drop the front end's cache and progress bar, save to --out."""
-    try:
-        model.set_params(**dict(args.set))
-    except ValueError as error:
-        raise CommandError(f"--set: {error}") from error
-    model.fit(X, Y)
-    model.named_steps[front_end].set_params(memory=None, verbose=0)  # not needed to predict
-    _save_model(model, args.out)
-
-
-def _train_on_birdnet(args, X, Y) -> int:
-    """BirdNET embeddings + standardisation + one-vs-rest logistic regression."""
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    from .embeddings import LICENSE, BirdNETEmbedder
-    from .linear import EmbeddingLogisticRegression
-
-    model = Pipeline(
-        [
-            ("birdnet", BirdNETEmbedder(memory=args.cache, verbose=args.verbose)),
-            ("scale", StandardScaler()),
-            ("logistic", EmbeddingLogisticRegression(C=1.0)),
-        ]
-    )
-    _fit_and_save(model, "birdnet", args, X, Y)
-    print(f"Trained a logistic regression on BirdNET embeddings; model saved to {args.out}")
-    print(f"Licence: {LICENSE}; the saved model falls under it too.")
-    return EXIT_OK
-
-
 def _predict(args) -> int:
     from .audio import audio_files
     from .detection import detect, quiet_model
     from .runs import PerFileRun, file_sha256
     from .tables import write_detections
 
+    missing = [str(path) for path in args.inputs if not path.exists()]
+    if missing:  # before the model is loaded: nothing is scored or written
+        raise CommandError(f"input(s) not found: {', '.join(missing)}.")
     model = quiet_model(_load_model(args.model, args.allow_pickle))  # copied once, not per file
     thresholds = _read_thresholds(args.thresholds) if args.thresholds else None
+    if args.species:
+        model, thresholds = _only_species(model, args.species, thresholds)
     combined = bool(args.out.suffix) and not args.out.is_dir()
     if args.resume and combined:
         raise CommandError("--resume needs a folder --out (one table per file).")
@@ -369,7 +623,8 @@ def _predict(args) -> int:
         "min_confidence": args.min_confidence,
         "thresholds": thresholds,
         "batch_size": args.batch_size,
-        "n_jobs": args.jobs,
+        # every core by default; a cluster's workers share the files out themselves
+        "n_jobs": args.jobs if args.jobs is not None else (None if args.scheduler else -1),
         "verbose": args.verbose,
     }
     if combined:
@@ -380,6 +635,8 @@ def _predict(args) -> int:
         # Each table is written as its file finishes, then its run record, which says what
         # the table covers: --resume redoes every file whose record does not vouch for it.
         settings = {key: options[key] for key in ("min_confidence", "overlap_seconds")}
+        if args.species:  # tables of other species are redone by --resume
+            settings["species"] = sorted(set(args.species))
         run = PerFileRun(
             run_files,
             args.out,
@@ -387,6 +644,7 @@ def _predict(args) -> int:
             model_sha256=file_sha256(args.model),
             settings={**settings, "thresholds": thresholds},
         )
+        run.remove_leftovers()  # temporary files of a killed run
         sources = _files_to_redo(run, args.verbose) if args.resume else run_files
         if not sources:
             return EXIT_OK
@@ -416,6 +674,52 @@ def _predict(args) -> int:
         else:
             print(f"birdaudio: skipped {file}: {error}", file=sys.stderr)
     return EXIT_PARTIAL if errors else EXIT_OK
+
+
+class _SpeciesSubset:
+    """``model`` reporting only some of its classes: ``classes_`` and the columns of
+    ``predict_proba`` are theirs. detect then writes no row of the other classes, in the
+    combined table and in each per-file table as its file finishes."""
+
+    def __init__(self, model, columns: list[int]):
+        self.model = model
+        self.columns = columns
+        self.classes_ = np.asarray(model.classes_)[columns]
+
+    def __getattr__(self, name: str):  # steps and the rest are the model's
+        if name.startswith("__") or name in ("model", "columns", "classes_"):
+            raise AttributeError(name)  # copy and pickle find no model yet
+        return getattr(self.model, name)
+
+    def __sklearn_tags__(self):
+        return self.model.__sklearn_tags__()
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return True  # made of a fitted model
+
+    def predict_proba(self, X) -> np.ndarray:
+        return np.asarray(self.model.predict_proba(X))[:, self.columns]
+
+
+def _only_species(model, species: list[str], thresholds: dict | None):
+    """``model`` reduced to ``species`` (an error names the model's classes when one is not
+    among them), and the thresholds of those species."""
+    classes = [str(label) for label in model.classes_]
+    unknown = [name for name in dict.fromkeys(species) if name not in classes]
+    if unknown:
+        raise CommandError(
+            f"--species: {', '.join(unknown)} not among the model's {len(classes)} classes: "
+            f"{', '.join(classes)}."
+        )
+    wanted = set(species)
+    columns = [index for index, name in enumerate(classes) if name in wanted]
+    if thresholds is not None:  # the others' thresholds do not apply; unknown names still fail
+        thresholds = {
+            name: value
+            for name, value in thresholds.items()
+            if name in wanted or name not in classes
+        }
+    return _SpeciesSubset(model, columns), thresholds
 
 
 def _make_tables_folder(out: Path) -> None:
@@ -470,14 +774,33 @@ def _dask_client(address: str | None):
 def _evaluate(args) -> int:
     from sklearn.metrics import average_precision_score
 
-    from .metrics import f1_at_threshold, mean_average_precision, padded_cmap
+    from .datasets import load_manifest
+    from .metrics import f1_at_threshold, mean_average_precision, padded_cmap, top1_accuracy
 
     model = _load_model(args.model, args.allow_pickle)
     classes = [str(label) for label in model.classes_]
-    X, Y, _ = _load_data(args.data, classes=classes)
-    print(f"Data: {len(X)} recordings from {args.data}")
+    data = _resolve_data(args.data, "evaluate")
+    X, Y, _ = _load_data(
+        data, classes=classes, split=args.split, split_column=args.split_column, command="evaluate"
+    )
+    split = f" (split {args.split!r})" if args.split is not None else ""
+    print(f"Data: {len(X)} recordings from {data}{split}")
+    front_end = model.steps[0][1] if hasattr(model, "steps") else None
+    if front_end is not None and "verbose" in front_end.get_params(deep=False):
+        front_end.set_params(verbose=args.verbose)  # a progress bar while it reads the audio
     scores = np.asarray(model.predict_proba(X))
     targets = np.asarray(Y)
+    # Top-1 is against the primary species where the manifest names one.
+    primary = targets
+    if data.is_file() and {"primary_label", "secondary_labels"} <= set(_manifest_columns(data)):
+        _, primary, _ = load_manifest(
+            data,
+            label_columns="primary_label",
+            split=args.split,
+            split_column=args.split_column,
+            classes=classes,
+        )
+    labelled = np.asarray(primary).sum(axis=1) > 0
     threshold = args.threshold if args.threshold is not None else _classifier(model).threshold
     rows = [
         ("macro mAP", mean_average_precision(targets, scores, average="macro")),
@@ -485,9 +808,18 @@ def _evaluate(args) -> int:
         ("padded cmAP", padded_cmap(targets, scores)),
         (f"micro F1 @ {threshold:g}", f1_at_threshold(targets, scores, threshold)),
     ]
+    if labelled.any():
+        rows.append(("top-1 accuracy", top1_accuracy(primary[labelled], scores[labelled])))
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
         print(f"{name:<{width}}  {value:.3f}")
+    species = "primary species" if primary is not targets else "species (or one of them)"
+    print(
+        "padded cmAP: BirdCLEF's padded class-wise mAP, the macro mAP after 5 rows that are "
+        "positive and scored 1 for every class are appended (every class has positives; it "
+        f"reads higher than macro mAP). top-1: share of recordings whose best-scored class is "
+        f"their {species}."
+    )
     print("\nAverage precision per class (recordings with it):")
     for column, label in enumerate(classes):
         positives = int(targets[:, column].sum())
@@ -507,58 +839,289 @@ def _evaluate(args) -> int:
 
 
 def _info(args) -> int:
+    dropped = {}
+    model = _load_model(args.model, args.allow_pickle, dropped=dropped)
+    if dropped:  # on stderr, as every command that loads a model lists them
+        _print_dropped(dropped)
+    summary = _model_summary(model, args.model, dropped)
+    if args.json:
+        print(json.dumps(summary, indent=2, default=str))
+    else:
+        _print_summary(summary)
+    return EXIT_OK
+
+
+def _estimators_in(model) -> list:
+    """``model`` and the estimators inside it: pipeline steps and ensemble members."""
+    found, members = [], [model]
+    while members:
+        member = members.pop(0)
+        found.append(member)
+        steps = [step for _, step in getattr(member, "steps", [])]
+        members += [step for step in steps if step not in (None, "passthrough")]
+        members += list(getattr(member, "estimators_", []))
+    return found
+
+
+def _front_end(members: list) -> dict | None:
+    """What the model takes: a log-mel's settings, or what BirdNET says it takes."""
+    from .features import MelSpectrogramTransformer
+
+    windows = [
+        member.window_seconds
+        for member in members
+        if isinstance(getattr(member, "window_seconds", None), (int, float))
+    ]
+    for member in members:
+        if isinstance(member, MelSpectrogramTransformer):
+            return {
+                "kind": "log-mel spectrogram",
+                "sample_rate": member.sample_rate,
+                "input_sample_rate": member.input_sample_rate,
+                "n_mels": member.n_mels,
+                "fmin": member.fmin,
+                "fmax": member.fmax if member.fmax is not None else member.sample_rate / 2,
+                "window_seconds": windows[0] if windows else None,
+                "clip_seconds": member.duration,
+            }
+        if hasattr(member, "_audio_settings"):
+            rate, window, _, (fmin, fmax) = member._audio_settings()
+            return {
+                "kind": "BirdNET v2.4 embeddings",
+                "sample_rate": rate,
+                "window_seconds": window,
+                "fmin": fmin,
+                "fmax": fmax,
+            }
+    return None
+
+
+def _network(classifier, members: list) -> dict:
+    """The number of weights in the model file, and the network's own settings."""
+    n_weights = 0
+    for member in members:
+        if hasattr(member, "module_"):
+            n_weights += sum(parameter.numel() for parameter in member.module_.parameters())
+        elif not hasattr(member, "estimators_"):
+            n_weights += sum(
+                int(np.size(getattr(member, name)))
+                for name in ("coef_", "intercept_")
+                if hasattr(member, name)
+            )
+    settings = {
+        name.removeprefix("module__"): value
+        for name, value in classifier.get_params(deep=False).items()
+        if name.startswith("module__")
+    }
+    module = getattr(classifier, "module_", None)
+    return {
+        "n_weights": n_weights,
+        "module": None if module is None else type(module).__name__,
+        "settings": settings,
+    }
+
+
+def _training(classifier) -> dict | None:
+    """Epochs, best validation scores and the training examples of a skorch history."""
+    history = getattr(classifier, "history_", None)
+    if not history:
+        return None
+    training = {"epochs": len(history)}
+    for key, best in (("valid_loss", np.nanargmin), ("valid_mAP", np.nanargmax)):
+        if key in history[-1]:
+            values = np.asarray(history[:, key], dtype=float)
+            if not np.isnan(values).all():
+                index = int(best(values))
+                training[f"best_{key}"] = {"value": float(values[index]), "epoch": index + 1}
+    if "train_loss" in history[-1]:
+        training["last_train_loss"] = float(history[-1]["train_loss"])
+    # The batches of an epoch hold each training example once (one window of a recording).
+    examples = sum(batch.get("train_batch_size", 0) for batch in history[0].get("batches", []))
+    if examples:
+        training["training_examples_per_epoch"] = int(examples)
+    return training
+
+
+def _model_summary(model, path: Path, dropped: dict) -> dict:
+    """What ``info`` shows: kind, classes, front end, network, training, licence, versions."""
     import sklearn
     import skorch
     import torch
 
-    model = _load_model(args.model, args.allow_pickle)
+    members = _estimators_in(model)
     classifier = _classifier(model)
-    print(f"Model: {args.model} ({type(model).__name__})")
-    print(f"Classes ({len(model.classes_)}): {', '.join(str(c) for c in model.classes_)}")
-    print("Parameters:")
-    for name, value in sorted(model.get_params(deep=True).items()):
-        if "__" in name and not hasattr(value, "get_params"):
-            print(f"  {name} = {value!r}")
-    history = getattr(classifier, "history_", None)
-    if history:
-        print(f"Training: {len(history)} epochs")
-        for key in ("train_loss", "valid_loss", "valid_mAP"):
-            if key in history[-1]:
-                values = np.asarray(history[:, key], dtype=float)
-                best = np.nanargmin(values) if "loss" in key else np.nanargmax(values)
-                print(f"  {key}: last {values[-1]:.4f}, best {values[best]:.4f} (epoch {best + 1})")
+    steps = [[name, type(step).__name__] for name, step in getattr(model, "steps", [])]
+    summary = {
+        "model": str(path),
+        "kind": type(model).__name__,
+        "steps": steps,
+        "classes": [str(label) for label in model.classes_],
+        "front_end": _front_end(members),
+        "network": _network(classifier, members),
+        "training": _training(classifier),
+        "not_restored": {
+            name: {"value": repr(value), "reason": reason}
+            for name, (value, reason) in dropped.items()
+        },
+        "licence": None,
+        "versions": {
+            "sklearn-birdaudio": __version__,
+            "torch": torch.__version__,
+            "scikit-learn": sklearn.__version__,
+            "skorch": skorch.__version__,
+            "numpy": np.__version__,
+        },
+    }
     if _uses_birdnet(model):
         from .embeddings import LICENSE
 
-        print(f"Licence: {LICENSE}; embeddings and models built on them fall under it too.")
+        summary["licence"] = LICENSE
+    return summary
+
+
+def _print_summary(summary: dict) -> None:
+    import textwrap
+
+    print(f"Model: {summary['model']}")
+    steps = " -> ".join(f"{name} ({kind})" for name, kind in summary["steps"])
+    print(f"Kind: {summary['kind']}" + (f": {steps}" if steps else ""))
+    classes = summary["classes"]
     print(
-        f"Versions: sklearn-birdaudio {__version__}, torch {torch.__version__}, scikit-learn "
-        f"{sklearn.__version__}, skorch {skorch.__version__}, numpy {np.__version__}"
+        textwrap.fill(
+            ", ".join(classes),
+            width=88,
+            initial_indent=f"Classes ({len(classes)}): ",
+            subsequent_indent="  ",
+            break_on_hyphens=False,
+        )
     )
-    return EXIT_OK
+    front_end = summary["front_end"]
+    if front_end:
+        line = f"Front end: {front_end['kind']} at {front_end['sample_rate']} Hz"
+        if front_end.get("input_sample_rate"):
+            line += f" (arrays taken at {front_end['input_sample_rate']} Hz)"
+        if front_end.get("n_mels"):
+            line += f", {front_end['n_mels']} mel bands"
+        line += f", {front_end['fmin']:g}-{front_end['fmax']:g} Hz"
+        if front_end.get("window_seconds") is not None:
+            line += f"; windows of {front_end['window_seconds']:g} s"
+        if "clip_seconds" in front_end:
+            clip = front_end["clip_seconds"]
+            line += "; clips: " + ("whole recordings" if clip is None else f"{clip:g} s")
+        print(line)
+    network = summary["network"]
+    settings = ", ".join(f"{name}={value!r}" for name, value in network["settings"].items())
+    module = f"{network['module']}, " if network["module"] else ""
+    print(
+        f"Network: {module}{network['n_weights']:,} weights in the file"
+        + (f" ({settings})" if settings else "")
+    )
+    training = summary["training"]
+    if training:
+        parts = [f"{training['epochs']} epochs"]
+        for key, name in (("best_valid_loss", "validation loss"), ("best_valid_mAP", "mAP")):
+            if key in training:
+                best = training[key]
+                parts.append(f"best validation {name.split()[-1]} {best['value']:.4f} "
+                             f"(epoch {best['epoch']})")  # fmt: skip
+        if "training_examples_per_epoch" in training:
+            parts.append(f"{training['training_examples_per_epoch']} training examples per epoch")
+        print("Training: " + "; ".join(parts))
+    if summary["not_restored"]:
+        dropped = [
+            f"{name} = {entry['value']} ({entry['reason']})"
+            for name, entry in summary["not_restored"].items()
+        ]
+        print("Not restored from the model file (defaults used): " + "; ".join(dropped))
+    if summary["licence"]:
+        print(f"Licence: {summary['licence']}; embeddings and models built on them fall under it.")
+    print(
+        "Versions: " + ", ".join(f"{name} {value}" for name, value in summary["versions"].items())
+    )
 
 
 def _plot(args) -> int:
+    from .audio import audio_info
     from .features import MelSpectrogramTransformer
     from .plotting import plot_detections
 
     if not args.audio.is_file():
         raise CommandError(f"{args.audio}: audio file not found.")
+    if not (np.isfinite(args.start) and args.start >= 0):
+        raise CommandError(f"--start must be a number of seconds >= 0, got {args.start:g}.")
+    if not (np.isfinite(args.duration) and args.duration > 0):
+        raise CommandError(
+            f"--duration must be a positive number of seconds, got {args.duration:g}."
+        )
+    length_s = audio_info(args.audio).duration_seconds
+    if args.start >= length_s:
+        raise CommandError(
+            f"--start {args.start:g} s is past the end of {args.audio} ({length_s:g} s)."
+        )
+    duration_s = min(args.duration, length_s - args.start)
     detections = scores = None
     mel = MelSpectrogramTransformer(duration=None)
     if args.model:
-        from .detection import detect, window_scores
-
         model = _load_model(args.model, args.allow_pickle)
         if hasattr(model, "steps") and isinstance(model.steps[0][1], MelSpectrogramTransformer):
             mel = model.steps[0][1]
-        detections = detect(model, [args.audio], min_confidence=args.min_confidence, verbose=0)
-        scores = window_scores(model, args.audio)
-    figure = plot_detections(args.audio, detections=detections, scores=scores, mel=mel)
+        detections, scores = _detect_part(model, args, duration_s)
+    figure = plot_detections(
+        args.audio,
+        detections=detections,
+        scores=scores,
+        mel=mel,
+        start_s=args.start,
+        duration_s=duration_s,
+    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(args.out, dpi=100)
-    print(f"Figure: {args.out}")
+    end_s = args.start + duration_s
+    rest = "" if end_s >= length_s else f" (of {length_s:g} s: --start and --duration draw others)"
+    print(f"Figure: {args.out}, {args.start:g}-{end_s:g} s{rest}")
     return EXIT_OK
+
+
+def _detect_part(model, args, duration_s: float):
+    """detect and window_scores of the part drawn only, at the file's times.
+
+    Scoring starts at the window that holds ``--start`` on the grid predict uses (windows
+    from 0 s, no overlap), so the boxes are predict's; only that part of the file is read.
+    """
+    import dataclasses
+
+    from .audio import audio_info, load_audio
+    from .detection import detect, window_scores
+
+    members = _estimators_in(model)
+    windows = [
+        member.window_seconds
+        for member in members
+        if isinstance(getattr(member, "window_seconds", None), (int, float))
+    ]
+    windows += [m._audio_settings()[1] for m in members if hasattr(m, "_audio_settings")]
+    window_s = float(windows[0]) if windows and windows[0] else 0.0
+    begin_s = np.floor(args.start / window_s) * window_s if window_s else args.start
+    rate = audio_info(args.audio).sample_rate
+    waveform = load_audio(
+        args.audio,
+        sample_rate=rate,
+        offset_seconds=begin_s,
+        duration_seconds=args.start + duration_s - begin_s,
+    )
+    detections = detect(
+        model, [waveform], min_confidence=args.min_confidence, input_sample_rate=rate, verbose=0
+    )
+    detections = detections.assign(
+        file=str(args.audio),
+        start_s=detections["start_s"] + begin_s,
+        end_s=detections["end_s"] + begin_s,
+    )
+    scores = window_scores(model, waveform, input_sample_rate=rate)
+    scores = dataclasses.replace(
+        scores, start_s=scores.start_s + begin_s, end_s=scores.end_s + begin_s
+    )
+    return detections, scores
 
 
 def _calibrate(args) -> int:
@@ -789,13 +1352,25 @@ def _review_detections(paths: list[Path]):
 # -- the parser -------------------------------------------------------------------------
 
 
+def _add_split_options(sub: argparse.ArgumentParser, verb: str) -> None:
+    sub.add_argument(
+        "--split", metavar="NAME",
+        help=f"{verb} only the manifest rows whose --split-column is NAME (e.g. train, "
+        "test); without it, a manifest with that column is read whole, with a warning",
+    )  # fmt: skip
+    sub.add_argument(
+        "--split-column", default="split", metavar="COLUMN",
+        help="the manifest column naming each row's split (default: split)",
+    )  # fmt: skip
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``birdaudio`` argument parser, with one sub-parser per command."""
     parser = argparse.ArgumentParser(
         prog="birdaudio",
         description="Train bird-sound classifiers and detect birds in recordings.",
-        epilog="Exit codes: 0 success, 1 error, 2 invalid command line, 3 predict or review "
-        "skipped unreadable inputs (predict: or read some only in part).",
+        epilog="Exit codes: 0 success, 1 error, 2 invalid command line, 3 some inputs were "
+        "skipped (predict, review, train), 130 interrupted.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -827,19 +1402,37 @@ def build_parser() -> argparse.ArgumentParser:
         "a .joblib, .pkl or .pickle name writes a joblib file, which runs code when loaded",
     )  # fmt: skip
     train.add_argument(
-        "--model", choices=("cnn", "birdnet"), default="cnn",
-        help="cnn (default): log-mel + AttentionCNN trained from scratch; birdnet: BirdNET "
-        "v2.4 embeddings + logistic regression (the birdnet extra; the BirdNET model is "
-        "CC BY-NC-SA 4.0; --set logistic__C=0.3 sets its C, default 1)",
+        "--model", choices=("recipe", "cnn-defaults", "birdnet", "cnn"), default=None,
+        help="recipe (default): log-mel + AttentionCNN with the small-data recipe "
+        "(sklearn_birdaudio.recipes), the package's best own network (macro mAP 0.623 on "
+        "xc-puerto-rico's test split); cnn-defaults: the classifier's design defaults (64 "
+        "filters, validation split and early stopping; much weaker on small data); birdnet: "
+        "BirdNET v2.4 embeddings + logistic regression (the birdnet extra; the BirdNET model "
+        "is CC BY-NC-SA 4.0; --set logistic__C=0.3 sets its C, default 1); cnn: deprecated "
+        "name of cnn-defaults",
     )  # fmt: skip
-    train.add_argument("--max-epochs", type=int, default=50, help="default: 50")
-    train.add_argument("--window-seconds", type=float, default=5.0, help="default: 5")
+    _add_split_options(train, "train on")
     train.add_argument(
-        "--val-fraction", type=float, default=0.2,
-        help="share held out for validation and early stopping; 0 trains on all (default 0.2)",
+        "--strict", action="store_true",
+        help="abort (exit 1) when a recording cannot be read; by default unreadable ones are "
+        "listed on stderr, the model is trained on the others and saved, and the exit code "
+        "is 3",
     )  # fmt: skip
-    train.add_argument("--batch-size", type=int, default=32, help="default: 32")
-    train.add_argument("--lr", type=float, default=1e-3, help="learning rate (default 1e-3)")
+    train.add_argument(
+        "--max-epochs", type=int, help="default: the model's (recipe 30, cnn-defaults 50)"
+    )
+    train.add_argument(
+        "--window-seconds", type=float, help="default: the model's (5, overlapping by half)"
+    )
+    train.add_argument(
+        "--val-fraction", type=float,
+        help="share held out for validation and early stopping, in [0, 1); 0 trains on all "
+        "(default: the model's: recipe 0, cnn-defaults 0.2)",
+    )  # fmt: skip
+    train.add_argument("--batch-size", type=int, help="default: the model's (32)")
+    train.add_argument(
+        "--lr", type=float, help="learning rate (default: the model's: recipe 2e-3, else 1e-3)"
+    )
     train.add_argument("--sample-rate", type=int, default=32000, help="Hz (default 32000)")
     train.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     train.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
@@ -894,8 +1487,15 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     predict.add_argument("--batch-size", type=int, default=64, help="windows scored at once")
     predict.add_argument(
-        "--jobs", type=int, default=1, help="files scored at once, in threads (-1: one per core)"
-    )
+        "--jobs", type=int, default=None,
+        help="files scored at once, in threads (default -1: one per core, or the cluster's "
+        "workers with --scheduler; 1: one at a time)",
+    )  # fmt: skip
+    predict.add_argument(
+        "--species", nargs="+", action="extend", metavar="NAME",
+        help="report only these classes of the model (default: all); a name the model "
+        "does not have is an error that lists its classes",
+    )  # fmt: skip
     predict.add_argument(
         "--scheduler", metavar="ADDRESS",
         help="score the files on a Dask cluster, e.g. tcp://10.0.0.5:8786 (needs the dask "
@@ -908,6 +1508,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("model", type=Path, help="a model saved by 'birdaudio train'")
     evaluate.add_argument("data", type=Path, help="a folder of class sub-folders or a manifest")
+    _add_split_options(evaluate, "score")
     evaluate.add_argument("--threshold", type=float, help="for F1 (default: the model's)")
     evaluate.add_argument("--pr-curve", type=Path, help="save precision-recall curves (PNG)")
     evaluate.set_defaults(run=_evaluate)
@@ -916,6 +1517,7 @@ def build_parser() -> argparse.ArgumentParser:
         "info", "Show a model's classes, parameters, training and versions.", loads_model=True
     )
     info.add_argument("model", type=Path, help="a model saved by 'birdaudio train'")
+    info.add_argument("--json", action="store_true", help="print the same summary as JSON")
     info.set_defaults(run=_info)
 
     plot = command(
@@ -927,8 +1529,18 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--model", type=Path, help="a model saved by 'birdaudio train'")
     plot.add_argument("--out", type=Path, required=True, help="the figure (PNG)")
     plot.add_argument(
-        "--min-confidence", type=float, default=0.5, help="boxes from this score (default 0.5)"
-    )
+        "--start", type=float, default=0.0, metavar="SECONDS",
+        help="where the part drawn starts, in seconds into the file (default 0)",
+    )  # fmt: skip
+    plot.add_argument(
+        "--duration", type=float, default=60.0, metavar="SECONDS",
+        help="seconds drawn from --start (default 60: the first minute); only that part is "
+        "read and scored",
+    )  # fmt: skip
+    plot.add_argument(
+        "--min-confidence", type=float, default=0.1,
+        help="boxes from this score (default 0.1, as predict)",
+    )  # fmt: skip
     plot.set_defaults(run=_plot)
 
     calibrate = command(
@@ -1043,10 +1655,59 @@ def main(argv: list[str] | None = None) -> int:
     from .audio import AudioError
 
     try:
-        return args.run(args)
+        with _plain_text_unless_terminal():
+            return args.run(args)
     except (CommandError, AudioError, ValueError, ImportError) as error:
         print(f"birdaudio {args.command}: error: {error}", file=sys.stderr)
         return EXIT_ERROR
+    except KeyboardInterrupt:
+        kept = (
+            "; tables written so far are kept, --resume continues"
+            if args.command == "predict"
+            else ""
+        )
+        print(f"birdaudio {args.command}: interrupted{kept}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+class _PlainText:
+    """A text stream that drops terminal control sequences (colours) written to it."""
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        self.stream.write(ANSI_SEQUENCE.sub("", text))
+        return len(text)
+
+    def isatty(self) -> bool:
+        return False
+
+    def __getattr__(self, name: str):
+        if name == "stream":
+            raise AttributeError(name)
+        return getattr(self.stream, name)
+
+
+@contextlib.contextmanager
+def _plain_text_unless_terminal():
+    """stdout and stderr without colour codes when they are not a terminal (a log file)."""
+    with contextlib.ExitStack() as stack:
+        for name, redirect in (
+            ("stdout", contextlib.redirect_stdout),
+            ("stderr", contextlib.redirect_stderr),
+        ):
+            stream = getattr(sys, name)
+            if not _is_terminal(stream):
+                stack.enter_context(redirect(_PlainText(stream)))
+        yield
+
+
+def _is_terminal(stream) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # no isatty, or a closed stream
+        return False
 
 
 if __name__ == "__main__":

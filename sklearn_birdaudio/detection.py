@@ -57,6 +57,7 @@ PROGRESS_FORMAT = (  # seconds of audio, rounded
     "{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s audio "
     "[{elapsed}<{remaining}, {rate_fmt}{postfix}]"
 )
+UNKNOWN_TOTAL_FORMAT = "{desc}: {n:.0f} s audio [{elapsed}, {rate_fmt}{postfix}]"
 READ_BLOCK_SECONDS = 60.0  # audio decoded per read; bounds memory with the batch
 # Batches of windows a background thread decodes, resamples and cuts while the model
 # scores the current one, and when: None reads ahead only when torch leaves a core free
@@ -727,11 +728,12 @@ def detect(
     model = _FiniteScores(quiet_model(model))
     assemble = _Assembly(names, classes, model_audio.frequency_range)
     results = {}
+    expected_by_name = dict(zip(names, lengths, strict=True))
     with tqdm(
-        total=expected,
+        total=expected or None,  # no header told a length: a count, not "0/0" and an ETA
         desc="detect",
         unit="s audio",
-        bar_format=PROGRESS_FORMAT,
+        bar_format=PROGRESS_FORMAT if expected else UNKNOWN_TOTAL_FORMAT,
         disable=not verbose,
     ) as bar:
         for result in _run(model, source_list, names, lengths, arguments, n_jobs, client, bar):
@@ -745,6 +747,9 @@ def detect(
                 )
                 logger.warning("skipped %s", result.error)
             results[result.name] = result
+            if bar.total is not None:  # the file's scored length replaces its header's
+                scored = result.duration_s or 0.0
+                bar.total = max(bar.total + scored - expected_by_name[result.name], bar.n)
             bar.set_postfix(files=f"{len(results)}/{len(names)}")
             if on_file is not None:
                 on_file(assemble([result]))

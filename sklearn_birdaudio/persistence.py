@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save
 from sklearn.linear_model import LogisticRegression
 from sklearn.multiclass import OneVsRestClassifier
 from sklearn.pipeline import Pipeline
@@ -401,8 +401,16 @@ def save_model(model, path: str | os.PathLike) -> Path:
     }
     path = Path(path)
     partial = path.with_name(f".{path.name}.partial")
+    data = save(writer.tensors, metadata=metadata)
     try:
-        save_file(writer.tensors, str(partial), metadata=metadata)
+        # Mode 0o666 lets the umask decide the permissions, as open() does and as tables
+        # are written (safetensors' save_file creates files readable by their owner only).
+        partial.unlink(missing_ok=True)  # a leftover keeps its mode through O_TRUNC
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+        with open(os.open(partial, flags, 0o666), "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
         os.replace(partial, path)  # a failed save leaves no half-written model behind
     finally:
         partial.unlink(missing_ok=True)

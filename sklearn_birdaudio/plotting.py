@@ -12,6 +12,7 @@ added to the axes (the detection boxes, your own annotations) is placed in Hz.
 
 from __future__ import annotations
 
+import hashlib
 import numbers
 import os
 import textwrap
@@ -51,11 +52,33 @@ def _check_positive_int(name: str, value) -> None:
 
 
 def _class_colors(classes) -> dict[str, tuple]:
-    """One colour per class name, in the given order, cycling through tab10."""
+    """A distinct colour per class name, chosen from the name, not from its position.
+
+    Each name starts at the slot of the palette (tab20, tab20b, tab20c: 60 colours) that
+    its hash picks, and takes the next free one on a collision (names in sorted order), so
+    that a species mostly keeps its colour from one figure to the next and no two species
+    of a figure share one. Beyond 60 names, evenly spaced hues keep them distinct.
+    """
+    import colorsys
+
     from matplotlib import colormaps
 
-    palette = colormaps["tab10"].colors
-    return {name: palette[index % len(palette)] for index, name in enumerate(classes)}
+    names = sorted({str(name) for name in classes})
+    palette = [color for name in ("tab20", "tab20b", "tab20c") for color in colormaps[name].colors]
+    if len(names) > len(palette):
+        return {
+            name: colorsys.hsv_to_rgb(index / len(names), 0.75, 0.85 - 0.25 * (index % 2))
+            for index, name in enumerate(names)
+        }
+    taken, colors = set(), {}
+    for name in names:
+        digest = hashlib.blake2b(name.encode("utf-8", "surrogateescape"), digest_size=4)
+        slot = int.from_bytes(digest.digest(), "little") % len(palette)
+        while slot in taken:
+            slot = (slot + 1) % len(palette)
+        taken.add(slot)
+        colors[name] = palette[slot]
+    return colors
 
 
 # -- spectrogram with detections --------------------------------------------------------
@@ -69,7 +92,7 @@ def _display_mel(mel) -> MelSpectrogramTransformer:
             f"mel must be a MelSpectrogramTransformer (e.g. a fitted pipeline's mel step) or "
             f"None, got {type(mel).__name__}."
         )
-    # The whole recording is shown, whatever clip length the model was trained on.
+    # The whole part asked for is shown, whatever clip length the model was trained on.
     return clone(mel).set_params(duration=None, verbose=0)
 
 
@@ -140,7 +163,9 @@ def _mel_frequency_axis(ax, mel: MelSpectrogramTransformer) -> tuple[float, floa
     return fmin, fmax
 
 
-def _draw_spectrogram(ax, spectrogram: np.ndarray, mel: MelSpectrogramTransformer) -> None:
+def _draw_spectrogram(
+    ax, spectrogram: np.ndarray, mel: MelSpectrogramTransformer, start_s: float = 0.0
+) -> None:
     """Draw ``(n_mels, n_frames)`` log-mel dB with frames centred on their times."""
     n_mels, n_frames = spectrogram.shape
     frame_seconds = mel.hop_length / mel.sample_rate
@@ -152,9 +177,47 @@ def _draw_spectrogram(ax, spectrogram: np.ndarray, mel: MelSpectrogramTransforme
         origin="lower",
         aspect="auto",
         cmap="magma",
-        extent=(-0.5 * frame_seconds, (n_frames - 0.5) * frame_seconds, half_band, 1 - half_band),
+        extent=(
+            start_s - 0.5 * frame_seconds,
+            start_s + (n_frames - 0.5) * frame_seconds,
+            half_band,
+            1 - half_band,
+        ),
         transform=ax.get_xaxis_transform(),  # x in seconds, y in axes coordinates
     )
+
+
+def _check_window(start_s, duration_s) -> tuple[float, float | None]:
+    if not (isinstance(start_s, numbers.Real) and np.isfinite(start_s) and start_s >= 0):
+        raise ValueError(f"start_s must be a finite number of seconds >= 0, got {start_s!r}.")
+    if duration_s is not None and not (
+        isinstance(duration_s, numbers.Real) and np.isfinite(duration_s) and duration_s > 0
+    ):
+        raise ValueError(f"duration_s must be a positive number of seconds, got {duration_s!r}.")
+    return float(start_s), None if duration_s is None else float(duration_s)
+
+
+def _part(source, file: str | None, mel: MelSpectrogramTransformer, start_s, duration_s):
+    """The part of ``source`` shown: read from a file (only that part), cut from an array."""
+    if start_s == 0 and duration_s is None:
+        return source
+    from .audio import load_audio
+
+    rate = mel.input_sample_rate or mel.sample_rate
+    if file is not None:
+        return load_audio(
+            file, sample_rate=rate, offset_seconds=start_s, duration_seconds=duration_s
+        )
+    first = int(round(start_s * rate))
+    last = None if duration_s is None else first + int(round(duration_s * rate))
+    # the longer axis holds the samples (load_audio's rule for multi-channel arrays)
+    part = source[..., first:last] if source.shape[-1] >= source.shape[0] else source[first:last]
+    if part.size == 0:
+        raise ValueError(
+            f"start_s={start_s:g} is past the end of the waveform ({source.shape[-1] / rate:g} s "
+            f"at {rate} Hz)."
+        )
+    return part
 
 
 def _label_lines(rows: pd.DataFrame) -> np.ndarray:
@@ -177,7 +240,9 @@ def _label_lines(rows: pd.DataFrame) -> np.ndarray:
     return np.asarray(window_lane)[window] * (level.max() + 1) + level
 
 
-def _draw_detections(ax, rows: pd.DataFrame, band: tuple[float, float], colors, top_hz) -> None:
+def _draw_detections(
+    ax, rows: pd.DataFrame, band: tuple[float, float], colors, top_hz, from_s: float = 0.0
+) -> None:
     from matplotlib.patches import Rectangle
 
     low_hz, high_hz = band
@@ -194,7 +259,7 @@ def _draw_detections(ax, rows: pd.DataFrame, band: tuple[float, float], colors, 
         ax.add_patch(box)
         ax.annotate(
             f"{label} {confidence:.2f}",
-            xy=(start, label_y),
+            xy=(max(start, from_s), label_y),  # a box begun before the part shown too
             xytext=(3, -3 - LABEL_LINE_POINTS * line),
             textcoords="offset points",
             ha="left",
@@ -227,6 +292,8 @@ def plot_detections(
     max_classes: int = 5,
     title: str | None = None,
     figsize: tuple[float, float] | None = None,
+    start_s: float = 0.0,
+    duration_s: float | None = None,
 ) -> Figure:
     """Show a recording's log-mel spectrogram with its detections and window scores.
 
@@ -251,7 +318,7 @@ def plot_detections(
         :func:`~sklearn_birdaudio.window_scores` of the same recording.
     mel : MelSpectrogramTransformer, optional
         Computes the spectrogram shown; pass a fitted pipeline's mel step to see what
-        its model sees. Its ``duration`` is ignored: the whole recording is shown. By
+        its model sees. Its ``duration`` is ignored: the whole part asked for is shown. By
         default ``MelSpectrogramTransformer(duration=None)``.
     max_classes : int, default=5
         Most classes drawn in the scores axes.
@@ -259,6 +326,13 @@ def plot_detections(
         Figure title; by default the file name of a path ``source``.
     figsize : (float, float), optional
         Figure size in inches; by default ``(12, 6)`` with scores, ``(12, 4)`` without.
+    start_s : float, default=0.0
+        Where the part shown starts, in seconds into the recording. Detection and score
+        times are times in the whole recording; those outside the part are not drawn.
+    duration_s : float, optional
+        Seconds shown from ``start_s``; by default the rest of the recording. Only that
+        part of a file is read and turned into a spectrogram, so a window of a long
+        recording is drawn at full resolution without decoding all of it.
 
     Returns
     -------
@@ -298,6 +372,7 @@ def plot_detections(
     import matplotlib.pyplot as plt
 
     _check_positive_int("max_classes", max_classes)
+    start_s, duration_s = _check_window(start_s, duration_s)
     mel = _display_mel(mel)
     if isinstance(source, (str, os.PathLike)):
         file = os.fspath(source)
@@ -310,6 +385,9 @@ def plot_detections(
                 f"(multi-channel) waveform, got an array of shape {source.shape}."
             )
     rows = None if detections is None else _detections_of(detections, file)
+    end_s = np.inf if duration_s is None else start_s + duration_s
+    if rows is not None:  # boxes that overlap the part shown
+        rows = rows[(rows["end_s"] > start_s) & (rows["start_s"] < end_s)]
     if scores is not None:
         _check_scores(scores)
         classes = [str(name) for name in scores.classes]
@@ -324,7 +402,7 @@ def plot_detections(
         classes = [] if rows is None else list(dict.fromkeys(rows["label"].astype(str)))
     colors = _class_colors(classes)
 
-    spectrogram = mel.transform([source])[0, 0]
+    spectrogram = mel.transform([_part(source, file, mel, start_s, duration_s)])[0, 0]
     if scores is None:
         fig, ax = plt.subplots(figsize=figsize or (12, 4), layout="constrained")
         axes = [ax]
@@ -334,16 +412,17 @@ def plot_detections(
             layout="constrained",
         )  # fmt: skip
     top_hz = _mel_frequency_axis(axes[0], mel)[1]
-    _draw_spectrogram(axes[0], spectrogram, mel)
-    duration_s = (spectrogram.shape[-1] - 1) * mel.hop_length / mel.sample_rate
+    _draw_spectrogram(axes[0], spectrogram, mel, start_s)
+    shown_end_s = start_s + (spectrogram.shape[-1] - 1) * mel.hop_length / mel.sample_rate
     if rows is not None and not rows.empty:
         band = detections.attrs.get("frequency_range") or axes[0].get_ylim()
-        _draw_detections(axes[0], rows, tuple(float(hz) for hz in band), colors, top_hz)
-        duration_s = max(duration_s, float(rows["end_s"].max()))
+        band = tuple(float(hz) for hz in band)
+        _draw_detections(axes[0], rows, band, colors, top_hz, from_s=start_s)
+        shown_end_s = max(shown_end_s, float(rows["end_s"].max()))
     if scores is not None:
         _draw_scores(axes[1], scores, max_classes, colors)
-        duration_s = max(duration_s, float(np.max(scores.end_s, initial=0.0)))
-    axes[0].set_xlim(0, duration_s)
+        shown_end_s = max(shown_end_s, float(np.max(scores.end_s, initial=0.0)))
+    axes[0].set_xlim(start_s, min(shown_end_s, end_s))
     axes[-1].set_xlabel("Time (s)")
     if title is None and file is not None:
         title = os.path.basename(file)
@@ -447,6 +526,7 @@ def plot_training_curves(history, figsize: tuple[float, float] | None = None) ->
     if len(map_epochs):
         axes[1].plot(map_epochs, valid_map, marker="o", ms=3, color="C2", label="validation mAP")
         axes[1].set_ylabel("Validation mAP")
+        axes[1].set_ylim(0, 1)  # the whole range: noise between epochs must not look like progress
     if not np.isnan(valid_loss).all():  # all() of no epochs is True: nothing validated
         best_epoch = valid_epochs[np.nanargmin(valid_loss)]
         for ax in axes:
@@ -561,13 +641,15 @@ def plot_precision_recall(
         Most classes drawn: those with the most positives. Classes without a positive
         have no curve; the title names them.
     figsize : (float, float), optional
-        Figure size in inches; by default ``(7, 6)``.
+        Figure size in inches; by default ``(9, 6)`` (the legend takes the right part).
 
     Returns
     -------
     matplotlib.figure.Figure
         One axes: a curve per class drawn, labelled with its average precision (AP), and
-        the micro-averaged curve over every class (thick, black).
+        the micro-averaged curve over every class (thick, black). The legend is to the
+        right of the axes; the title says how many of the classes are drawn and why the
+        others are not.
 
     Raises
     ------
@@ -600,7 +682,7 @@ def plot_precision_recall(
     most_frequent_first = with_positives[np.argsort(-positives[with_positives], kind="stable")]
     shown = most_frequent_first[:max_classes]
 
-    fig, ax = plt.subplots(figsize=figsize or (7, 6), layout="constrained")
+    fig, ax = plt.subplots(figsize=figsize or (9, 6), layout="constrained")
     for column in shown:
         precision, recall, _ = precision_recall_curve(indicator[:, column], scores[:, column])
         average_precision = average_precision_score(indicator[:, column], scores[:, column])
@@ -624,11 +706,13 @@ def plot_precision_recall(
     ax.set_ylim(0, 1.02)
     ax.set_xlabel("Recall")
     ax.set_ylabel("Precision")
-    ax.legend(loc="lower left", fontsize="small")
+    # Beside the axes, not on them: with many classes a legend inside hides the curves.
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize="small", borderaxespad=0)
 
-    notes = []
+    drawn = f"{len(shown)} of {len(names)} classes drawn"
     if len(shown) < len(with_positives):
-        notes.append(f"{len(shown)} of {len(with_positives)} classes with positives shown")
+        drawn += f": the {len(shown)} with the most positives (max_classes={max_classes})"
+    notes = [drawn]
     without = [names[column] for column in np.flatnonzero(positives == 0)]
     if without:
         notes.append(f"no positives, not shown: {_names_note(without)}")

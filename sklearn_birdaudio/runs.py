@@ -50,9 +50,11 @@ names), not against forgery: a hand-made record that matches is believed.
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import os
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -282,6 +284,31 @@ class PerFileRun:
         if record["table"]["sha256"] != file_sha256(table):
             return "table differs from its record"
         return None
+
+    def remove_leftovers(self) -> list[Path]:
+        """Delete the temporary files a killed run left for this run's tables and records.
+
+        :func:`~sklearn_birdaudio.tables.atomic_write_text` writes ``.<name>.<16 hex>.tmp``
+        next to each file before renaming it; a run killed between the two leaves it
+        behind. Only such names of this run's own tables and records are deleted (one run
+        per folder at a time, as for resuming).
+
+        Returns
+        -------
+        list of pathlib.Path
+            The files deleted.
+        """
+        removed = []
+        for table in self.tables.values():
+            for target in (table, record_path_for(table)):
+                pattern = re.compile(rf"\.{re.escape(target.name)}\.[0-9a-f]{{16}}\.tmp")
+                if not target.parent.is_dir():
+                    continue
+                for leftover in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
+                    if pattern.fullmatch(leftover.name):
+                        leftover.unlink(missing_ok=True)
+                        removed.append(leftover)
+        return removed
 
     def redo_reasons(self) -> dict[str, str | None]:
         """:meth:`redo_reason` of every file of the run, in run order."""

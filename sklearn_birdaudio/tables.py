@@ -230,11 +230,27 @@ def _failed_files(attrs: dict) -> list[str]:
 
 
 def _frequency_range(
-    attrs: dict, low_freq: float | None, high_freq: float | None
+    attrs: dict, low_freq: float | None, high_freq: float | None, audio_file: str | None = None
 ) -> tuple[float, float]:
-    default_low, default_high = attrs.get("frequency_range", DEFAULT_FREQUENCY_RANGE)
+    """The Raven band: the arguments, else ``attrs["frequency_range"]``, else the default.
+
+    With ``audio_file`` (a per-file table), a default high edge is capped at the file's
+    Nyquist frequency, read from its header: a 22.05 kHz recording holds nothing above
+    11025 Hz, whatever band the model's front end covers after resampling. A file whose
+    header cannot be read keeps the band.
+    """
+    default_low, default_high = attrs.get("frequency_range") or DEFAULT_FREQUENCY_RANGE
     low = float(default_low if low_freq is None else low_freq)
     high = float(default_high if high_freq is None else high_freq)
+    if high_freq is None and audio_file is not None:
+        from .audio import AudioError, audio_info
+
+        try:
+            nyquist = audio_info(audio_file).sample_rate / 2
+        except (AudioError, OSError, TypeError, ValueError):
+            nyquist = np.inf
+        if low < nyquist < high:
+            high = float(nyquist)
     if not (0 <= low < high < np.inf):
         raise ValueError(
             "low_freq and high_freq (or detections.attrs['frequency_range']) must satisfy "
@@ -583,7 +599,9 @@ def write_detections_per_file(
     format : {"raven", "audacity", "csv"}, default="raven"
         Format of the tables (see :func:`write_detections`).
     low_freq, high_freq : float, optional
-        Band of the Raven tables; override ``attrs["frequency_range"]``.
+        Band of the Raven tables; override ``attrs["frequency_range"]``. Without
+        ``high_freq``, a file's band stops at its Nyquist frequency (half the sample rate
+        its header gives) when that is lower.
     audio_files : iterable of str or path-like, optional
         Every audio file of the whole run, when ``detections`` covers only part of it
         (a resumed run, or one file as ``detect(on_file=...)`` gives it): shared stems are
@@ -624,7 +642,14 @@ def write_detections_per_file(
     return [
         atomic_write_text(
             _per_file_path(table_stems[file], folder, format),
-            _table_text(rows_by_file.get(file, no_rows), format, {file: 0.0}, frequency_range),
+            _table_text(
+                rows_by_file.get(file, no_rows),
+                format,
+                {file: 0.0},
+                _frequency_range(detections.attrs, low_freq, high_freq, file)
+                if format == "raven"
+                else frequency_range,
+            ),
         )
         for file in durations
     ]

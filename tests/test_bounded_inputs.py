@@ -537,3 +537,39 @@ def test_every_estimator_taking_y_names_missing_and_mixed_labels(estimator):
     mixed = np.array(["wren", 1, "wren", 1, "wren", 1], dtype=object)
     with pytest.raises(ValueError, match=r"^y holds labels of types that cannot be compared"):
         model.fit(X, mixed)
+
+
+def test_the_progress_bar_ends_at_the_audio_scored_without_clamping(three_files, tmp_path):
+    """A header that claims 2^36 frames made the total huge, and one that cannot be read
+    made it 0 ("0/0 s audio", a negative ETA, tqdm's "clamping frac" warning): the total
+    now follows what each file really gave, and an unknown total is a plain count."""
+    import io
+    import warnings as warnings_module
+
+    from tqdm import TqdmWarning
+
+    forged = forged_flac(tmp_path / "forged.flac", 4000, FLAC_MAX_FRAMES, PROBE_RATE)
+    broken = tmp_path / "broken.wav"
+    broken.write_text("not audio")
+    for sources, total_known in (([three_files[0], forged], True), ([broken], False)):
+        stream = io.StringIO()
+        with warnings_module.catch_warnings(record=True) as caught:
+            warnings_module.simplefilter("always")
+            bars = []
+            original = detection.tqdm
+
+            def recording_tqdm(*args, _original=original, _stream=stream, _bars=bars, **kwargs):
+                bar = _original(*args, **{**kwargs, "file": _stream})
+                _bars.append(bar)
+                return bar
+
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setattr(detection, "tqdm", recording_tqdm)
+                run_detect(probe(), sources, verbose=1)
+        assert not [w for w in caught if issubclass(w.category, TqdmWarning)]
+        [bar] = bars
+        text = stream.getvalue()
+        if total_known:  # the forged file's 2^36 frames are gone from the total
+            assert bar.total == pytest.approx(bar.n) and bar.n == pytest.approx(0.05)
+        else:
+            assert bar.total is None and "0/0" not in text and "detect: 0 s audio [" in text

@@ -53,8 +53,9 @@ def workspace(tmp_path_factory, data_dir):
     for broken in ("truncated.wav", "not_audio.wav"):
         shutil.copy(data_dir / broken, field / broken)
     model = root / "model.safetensors"
-    code = main(["train", str(root / "train"), "--out", str(model), "-q", *TINY])
-    assert code == EXIT_OK
+    # cnn-defaults (the default before the recipe): a validation split, so info has valid_mAP
+    arguments = ["--model", "cnn-defaults", "--out", str(model), "-q", *TINY]
+    assert main(["train", str(root / "train"), *arguments]) == EXIT_OK
     return root, model
 
 
@@ -63,8 +64,8 @@ def test_train_saves_a_model_that_info_describes(workspace, capsys):
     assert main(["info", str(model)]) == EXIT_OK
     out = capsys.readouterr().out
     assert "Classes (3): species_00, species_01, species_02" in out
-    assert "cnn__module__base_filters = 8" in out
-    assert "Training: 3 epochs" in out and "valid_mAP" in out
+    assert "base_filters=8" in out  # the network's settings, in its summary line
+    assert "Training: 3 epochs" in out and "best validation mAP" in out
     assert "torch" in out and "scikit-learn" in out
 
 
@@ -206,7 +207,7 @@ def test_plot_draws_the_spectrogram_with_detections(workspace, tmp_path):
     [
         (["info", "{not_audio}"], "not a model file"),
         (["info", "{missing}"], "model file not found"),
-        (["train", "{missing}", "--out", "{tmp}/m.joblib"], "expected a folder of class"),
+        (["train", "{missing}", "--out", "{tmp}/m.joblib"], "nope.joblib: not found"),
         (["predict", "{model}", "{field}", "--out", "{tmp}/a.txt", "--resume"], "--resume"),
         (["predict", "{model}", "{field}", "--out", "{tmp}/t", "--thresholds", "{th}"], "wren"),
     ],
@@ -253,6 +254,8 @@ def test_a_killed_predict_run_resumes_to_the_uninterrupted_output(workspace, tmp
         soundfile.write(field / f"rec{index:02d}.wav", np.tile(np.roll(dawn, 997 * index), 5), RATE)
     script = Path(sys.executable).parent / "birdaudio"
     complete, resumed = tmp_path / "complete", tmp_path / "resumed"
+    # With the default --jobs -1 the kill may fall inside a write, leaving its hidden
+    # temporary file (.NAME.<hex>.tmp): --resume removes it (the folders compare below).
     command = [str(script), "predict", str(model), str(field), "-q"]
     assert subprocess.run([*command, "--out", str(complete)], check=False).returncode == 0
 
@@ -265,8 +268,6 @@ def test_a_killed_predict_run_resumes_to_the_uninterrupted_output(workspace, tmp
     process.wait()
     done = len(list(records.glob("*.json")))
     assert 1 <= done < 12, done  # killed midway, after some tables were written
-    others = [path.name for path in resumed.iterdir() if not path.name.endswith(".csv")]
-    assert others == [records.name]  # no temporary file left
 
     result = subprocess.run(
         [*command, "--out", str(resumed), "--resume"], capture_output=True, text=True, check=False

@@ -332,7 +332,7 @@ def test_precision_recall_max_classes_keeps_the_most_frequent(multilabel_scores)
     ax = fig.axes[0]
     assert len(ax.lines) == 3
     assert [label.split(" ")[0] for label in legend_labels(ax)] == ["d", "a", "micro-average"]
-    assert "2 of 4 classes with positives shown" in ax.get_title()
+    assert "2 of 5 classes drawn: the 2 with the most positives" in ax.get_title()
 
 
 def test_precision_recall_takes_dataframes_and_labels(multilabel_scores):

@@ -388,6 +388,25 @@ def test_a_killed_predict_process_resumes_to_the_uninterrupted_output(model_file
     assert contents(out) == contents(reference_out)
 
 
+def test_resume_removes_the_temporary_files_of_a_killed_run_and_nothing_else(
+    model_file, reference, tmp_path
+):
+    recordings, _ = reference
+    out = tmp_path / "tables"
+    assert predict(model_file, out, *recordings) == EXIT_OK
+    table = next(out.glob("*.birdaudio.csv"))
+    leftovers = [
+        out / f".{table.name}.0123456789abcdef.tmp",
+        record_path_for(table).parent / f".{record_path_for(table).name}.fedcba9876543210.tmp",
+    ]
+    keep = [out / ".notes.tmp", out / f".{table.name}.not-ours.tmp", out / "mine.tmp"]
+    for path in [*leftovers, *keep]:
+        path.write_text("half a table")
+    assert predict(model_file, out, *recordings, options=["--resume"]) == EXIT_OK
+    assert not any(path.exists() for path in leftovers)
+    assert all(path.exists() for path in keep)
+
+
 # -- --out ------------------------------------------------------------------------------
 
 

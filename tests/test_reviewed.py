@@ -316,7 +316,8 @@ def test_train_with_reviewed_tables_adds_their_windows_and_new_classes(tmp_path,
     out = tmp_path / "model.safetensors"
     code = main([
         "train", str(tmp_path / "train"), "--out", str(out), "-q", *TINY,
-        "--max-epochs", "2", "--reviewed", first, "--reviewed", second,
+        "--model", "cnn-defaults", "--max-epochs", "2", "--reviewed", first,
+        "--reviewed", second,
     ])  # fmt: skip
     assert code == EXIT_OK
     printed = capsys.readouterr().out
@@ -344,5 +345,5 @@ def test_train_with_a_broken_review_is_a_one_line_error(tmp_path, capsys):
     assert err.startswith(f"birdaudio train: error: {table}: data row 1 (review_id 'r001'): ")
     assert f"source recording {missing} not found" in err
     assert main([*arguments, "--model", "birdnet", "--reviewed", table]) == EXIT_ERROR
-    assert "--reviewed: only --model cnn" in capsys.readouterr().err
+    assert "--reviewed: only the AttentionCNN models" in capsys.readouterr().err
     assert not (tmp_path / "m.safetensors").exists()
