@@ -47,6 +47,7 @@ import pandas as pd
 from .audio import AudioError, audio_info, load_audio
 from .tables import (
     _CANONICAL_INTEGER,
+    COLUMNS,
     _csv_cell,
     _csv_cell_text,
     _csv_numbers,
@@ -62,7 +63,7 @@ __all__ = [
     "sample_for_review",
 ]
 
-DETECTION_COLUMNS = ("file", "start_s", "end_s", "label", "confidence")
+DETECTION_COLUMNS = COLUMNS  # a detection table's, as tables.py defines them
 #: The columns of ``review.csv``, in order.
 REVIEW_COLUMNS = (
     "review_id",
