@@ -44,6 +44,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from . import tables
 from .audio import AudioError, audio_info, load_audio
 from .tables import (
     _CANONICAL_INTEGER,
@@ -119,25 +120,9 @@ class SkippedClipsWarning(UserWarning):
 
 
 def _checked_detections(detections, name: str = "detections") -> pd.DataFrame:
-    """The five detection columns, numbers as float, with finite, ordered times."""
-    if not isinstance(detections, pd.DataFrame):
-        raise TypeError(
-            f"{name} must be a pandas DataFrame with the columns {list(DETECTION_COLUMNS)} "
-            f"(as detect() or read_detections() returns); got {type(detections).__name__}."
-        )
-    missing = [column for column in DETECTION_COLUMNS if column not in detections.columns]
-    if missing:
-        raise ValueError(
-            f"{name} is missing the column(s) {missing}; expected {list(DETECTION_COLUMNS)} "
-            f"(as detect() or read_detections() returns), got {list(detections.columns)}."
-        )
-    rows = detections.reset_index(drop=True)
-    rows = rows.assign(file=rows["file"].astype(str))
-    for column in ("start_s", "end_s", "confidence"):
-        try:
-            rows[column] = rows[column].astype(float)
-        except (TypeError, ValueError) as error:
-            raise ValueError(f"{name}[{column!r}] must hold numbers: {error}.") from error
+    """The detection table as the tables module checks it (other columns kept), with
+    scores in [0, 1] and finite, ordered times."""
+    rows = tables._checked_detections(detections, name, other_columns=True)
     confidence = rows["confidence"].to_numpy()
     bad = np.flatnonzero(~((confidence >= 0) & (confidence <= 1)))
     if bad.size:
@@ -157,7 +142,7 @@ def _checked_detections(detections, name: str = "detections") -> pd.DataFrame:
 
 def _label_texts(labels: pd.Series) -> np.ndarray:
     """Labels as text; a missing one (None, NaN) is empty text, as the tables write it."""
-    return np.array(["" if pd.isna(label) else str(label) for label in labels], dtype=object)
+    return np.array(tables._texts(labels), dtype=object)
 
 
 def _check_count(name: str, value) -> int:

@@ -166,27 +166,32 @@ def _checked_format(format: str) -> str:
     return format
 
 
-def _checked_detections(detections: pd.DataFrame) -> pd.DataFrame:
-    """The five columns of a detection table, with files as str and numbers as float."""
+def _checked_detections(
+    detections: pd.DataFrame, name: str = "detections", other_columns: bool = False
+) -> pd.DataFrame:
+    """The five columns of a detection table, with files as str and numbers as float.
+
+    ``name`` names the table in errors; ``other_columns`` keeps its other columns too.
+    """
     if not isinstance(detections, pd.DataFrame):
         raise TypeError(
-            f"detections must be a pandas DataFrame with the columns {list(COLUMNS)}; "
+            f"{name} must be a pandas DataFrame with the columns {list(COLUMNS)}; "
             f"got {type(detections).__name__}."
         )
     missing = [column for column in COLUMNS if column not in detections.columns]
     if missing:
         raise ValueError(
-            f"detections is missing the column(s) {missing}; a detection table has the "
-            f"columns {list(COLUMNS)}, as detect() returns."
+            f"{name} is missing the column(s) {missing}; a detection table has the "
+            f"columns {list(COLUMNS)}, as detect() returns; got {list(detections.columns)}."
         )
-    rows = detections.loc[:, list(COLUMNS)].reset_index(drop=True)
-    rows["file"] = rows["file"].astype(str)
+    rows = detections if other_columns else detections.loc[:, list(COLUMNS)]
+    rows = rows.reset_index(drop=True).assign(file=lambda table: table["file"].astype(str))
     for column in ("start_s", "end_s", "confidence"):
         try:
             rows[column] = rows[column].astype(float)
         except (TypeError, ValueError) as error:
             raise ValueError(
-                f"detections[{column!r}] must hold numbers; converting it failed: {error}."
+                f"{name}[{column!r}] must hold numbers; converting it failed: {error}."
             ) from error
     return rows
 
