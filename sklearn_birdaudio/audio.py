@@ -43,7 +43,8 @@ READ_BLOCK_FRAMES = 1 << 16
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 # The lowest sample rate accepted for audio (file headers, ``source_rate``): real
 # recordings are sampled at 8 kHz or more. Resampling multiplies the samples by
-# ``sample_rate / rate``, so a forged 1 Hz header made 128 KB of WAV into 2.7 GB (156 s);
+# ``sample_rate / rate``, so a forged 1 Hz header made 128 KB of WAV into 2.7 GB (156 s; the
+# figures of the attack that found it, not of a benchmark here);
 # from 1 kHz the output is at most ``sample_rate / 1000`` times the input.
 MIN_SAMPLE_RATE = 1000
 # What load_audio may allocate for one recording (the decoded float32 samples, their mono

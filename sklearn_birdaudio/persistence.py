@@ -475,14 +475,9 @@ class _Reader:
         return PARAMETER_CLASSES[content]
 
     def tensor(self, key, where: str) -> np.ndarray:
-        """A fitted attribute's tensor: finite, and real-valued where it must be."""
+        """A fitted attribute's tensor, refused when a real-valued one is not finite."""
         _expect(isinstance(key, str) and key in self.keys, f"$tensor {key!r}")
         array = self.handle.get_tensor(key).numpy()
-        name = where.rstrip("_").rsplit("__", 1)[-1] + "_" if where else ""
-        _expect(
-            array.dtype.kind == "f" or name not in FLOAT_STATE,
-            f"{where[:-2]} is stored as {array.dtype}; expected real numbers",
-        )
         _expect(
             array.dtype.kind != "f" or bool(np.isfinite(array).all()),
             f"{where[:-2]} holds NaN or infinite values",
@@ -564,7 +559,11 @@ class _Reader:
         elif isinstance(estimator, PLAIN_STATE):
             for key, value in state.items():
                 _expect(key.endswith("_") and not key.startswith("_"), f"fitted attribute {key!r}")
-                setattr(estimator, key, self.value(value, f"{where}{key}__"))
+                restored = self.value(value, f"{where}{key}__")
+                dtype = getattr(restored, "dtype", None)
+                if key in FLOAT_STATE and dtype is not None and dtype.kind != "f":
+                    raise _Invalid(f"{where}{key} is stored as {dtype}; expected real numbers")
+                setattr(estimator, key, restored)
         else:
             _expect(not state, f"unexpected fitted state of a {type(estimator).__name__}")
 
