@@ -329,9 +329,27 @@ def _score_stream(
         # next is decoded (a block of 60 s is a fifth of a batch of 64 five-second windows).
         batches = iter(_ReadAhead(batches, READ_AHEAD_BATCHES))
     for starts, batch in batches:
-        probabilities = np.asarray(model.predict_proba(batch), dtype=np.float64)
+        probabilities = _finite(np.asarray(model.predict_proba(batch), dtype=np.float64))
         ends = [start + window.shape[0] for start, window in zip(starts, batch, strict=True)]
         yield np.asarray(starts), np.asarray(ends), probabilities
+
+
+def _finite(probabilities: np.ndarray) -> np.ndarray:
+    """``probabilities``; ``ValueError`` if any is NaN or infinite.
+
+    A model with NaN weights (a corrupt model file) returns NaN probabilities, which no
+    threshold passes: detect would write tables without rows and report success. The
+    error makes it the file's error instead.
+    """
+    finite = np.isfinite(probabilities).reshape(len(probabilities), -1).all(axis=1)
+    if not finite.all():
+        raise ValueError(
+            f"the model returned non-finite scores (NaN or infinite) for "
+            f"{int((~finite).sum())} of {len(finite)} windows in a batch; expected "
+            "probabilities in [0, 1]: the model file may be corrupt (retrain it or "
+            "restore a good copy)."
+        )
+    return probabilities
 
 
 def _check_input_sample_rate(input_sample_rate) -> None:
@@ -724,8 +742,7 @@ def detect(
     if on_file is not None and not callable(on_file):
         raise TypeError(f"on_file must be callable, got {type(on_file).__name__}.")
     arguments = (grid, per_class, classes, batch_size, input_sample_rate)
-    # One progress bar (detect's); non-finite scores are per-file errors.
-    model = _FiniteScores(quiet_model(model))
+    model = quiet_model(model)  # one progress bar: detect's
     assemble = _Assembly(names, classes, model_audio.frequency_range)
     results = {}
     expected_by_name = dict(zip(names, lengths, strict=True))
@@ -828,35 +845,6 @@ def _score_file(model, source, name, arguments, progress, read_ahead: bool) -> _
         logger.error("skipped %s", message)
         logger.debug("traceback of the error of %s", name, exc_info=True)
         return _FileResult(name, None, None, message)
-
-
-class _FiniteScores:
-    """``model``, whose ``predict_proba`` raises ``ValueError`` on non-finite scores.
-
-    A model with NaN weights (a corrupt model file) returns NaN probabilities, which no
-    threshold passes: detect would write tables without rows and report success. It
-    scores with this wrapper, so that each file lists the error instead.
-    """
-
-    def __init__(self, model):
-        self.model = model
-
-    def __getattr__(self, name: str):  # classes_ and the rest are the model's
-        if name.startswith("__") or name == "model":  # copy and pickle find no model yet
-            raise AttributeError(name)
-        return getattr(self.model, name)
-
-    def predict_proba(self, X) -> np.ndarray:
-        probabilities = np.asarray(self.model.predict_proba(X), dtype=np.float64)
-        finite = np.isfinite(probabilities).reshape(len(probabilities), -1).all(axis=1)
-        if not finite.all():
-            raise ValueError(
-                f"the model returned non-finite scores (NaN or infinite) for "
-                f"{int((~finite).sum())} of {len(finite)} windows in a batch; expected "
-                "probabilities in [0, 1]: the model file may be corrupt (retrain it or "
-                "restore a good copy)."
-            )
-        return probabilities
 
 
 def _run_in_threads(model, source_list, names, lengths, arguments, n_workers, bar):
