@@ -605,7 +605,7 @@ def _predict(args) -> int:
     model = quiet_model(_load_model(args.model, args.allow_pickle))  # copied once, not per file
     thresholds = _read_thresholds(args.thresholds) if args.thresholds else None
     if args.species:
-        model, thresholds = _only_species(model, args.species, thresholds)
+        _check_species(model, args.species)
     combined = bool(args.out.suffix) and not args.out.is_dir()
     if args.resume and combined:
         raise CommandError("--resume needs a folder --out (one table per file).")
@@ -626,6 +626,7 @@ def _predict(args) -> int:
         # every core by default; a cluster's workers share the files out themselves
         "n_jobs": args.jobs if args.jobs is not None else (None if args.scheduler else -1),
         "verbose": args.verbose,
+        "species": args.species or None,
     }
     if combined:
         with _dask_client(args.scheduler) as client:
@@ -676,34 +677,8 @@ def _predict(args) -> int:
     return EXIT_PARTIAL if errors else EXIT_OK
 
 
-class _SpeciesSubset:
-    """``model`` reporting only some of its classes: ``classes_`` and the columns of
-    ``predict_proba`` are theirs. detect then writes no row of the other classes, in the
-    combined table and in each per-file table as its file finishes."""
-
-    def __init__(self, model, columns: list[int]):
-        self.model = model
-        self.columns = columns
-        self.classes_ = np.asarray(model.classes_)[columns]
-
-    def __getattr__(self, name: str):  # steps and the rest are the model's
-        if name.startswith("__") or name in ("model", "columns", "classes_"):
-            raise AttributeError(name)  # copy and pickle find no model yet
-        return getattr(self.model, name)
-
-    def __sklearn_tags__(self):
-        return self.model.__sklearn_tags__()
-
-    def __sklearn_is_fitted__(self) -> bool:
-        return True  # made of a fitted model
-
-    def predict_proba(self, X) -> np.ndarray:
-        return np.asarray(self.model.predict_proba(X))[:, self.columns]
-
-
-def _only_species(model, species: list[str], thresholds: dict | None):
-    """``model`` reduced to ``species`` (an error names the model's classes when one is not
-    among them), and the thresholds of those species."""
+def _check_species(model, species: list[str]) -> None:
+    """A one-line error naming the model's classes when a --species name is not one."""
     classes = [str(label) for label in model.classes_]
     unknown = [name for name in dict.fromkeys(species) if name not in classes]
     if unknown:
@@ -711,15 +686,6 @@ def _only_species(model, species: list[str], thresholds: dict | None):
             f"--species: {', '.join(unknown)} not among the model's {len(classes)} classes: "
             f"{', '.join(classes)}."
         )
-    wanted = set(species)
-    columns = [index for index, name in enumerate(classes) if name in wanted]
-    if thresholds is not None:  # the others' thresholds do not apply; unknown names still fail
-        thresholds = {
-            name: value
-            for name, value in thresholds.items()
-            if name in wanted or name not in classes
-        }
-    return _SpeciesSubset(model, columns), thresholds
 
 
 def _make_tables_folder(out: Path) -> None:

@@ -27,7 +27,7 @@ import numbers
 import os
 import queue
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 
@@ -493,6 +493,18 @@ def _thresholds(classes: np.ndarray, min_confidence, thresholds) -> np.ndarray:
     return per_class
 
 
+def _only_species(per_class: np.ndarray, classes: np.ndarray, species) -> np.ndarray:
+    """Per-class thresholds that no score reaches outside ``species``."""
+    names = [str(label) for label in classes]
+    wanted = [str(name) for name in species]
+    unknown = [name for name in wanted if name not in names]
+    if unknown:
+        raise ValueError(
+            f"species names classes the model does not have: {unknown}; its classes are {names}."
+        )
+    return np.where(np.isin(names, wanted), per_class, np.inf)
+
+
 def _source_name(source, index: int) -> str:
     if isinstance(source, (str, os.PathLike)):
         return os.fspath(source)
@@ -623,6 +635,7 @@ def detect(
     verbose: int = 1,
     client=None,
     on_file: Callable[[pd.DataFrame], object] | None = None,
+    species: Iterable[str] | None = None,
 ) -> pd.DataFrame:
     """Detect species in recordings of any length, window by window.
 
@@ -681,6 +694,9 @@ def detect(
         interrupted run loses nothing already scored, e.g. ``on_file=lambda part:
         write_detections_per_file(part, "tables/")``.
 
+    species : iterable of str, optional
+        Report only these classes (their names as in ``classes_``); the model still
+        scores every class, and naming a class it lacks is an error.
     Returns
     -------
     detections : pandas.DataFrame
@@ -724,6 +740,8 @@ def detect(
     model_audio = _model_audio(model)
     grid = _make_grid(model_audio, window_seconds, overlap_seconds)
     per_class = _thresholds(classes, min_confidence, thresholds)
+    if species is not None:
+        per_class = _only_species(per_class, classes, species)
     source_list, folder_errors = _expand_folders(_as_source_list(sources))
     names = [_source_name(source, index) for index, source in enumerate(source_list)]
     if len(set(names)) != len(names):

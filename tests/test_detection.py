@@ -182,6 +182,19 @@ def test_window_scores_equal_the_model_on_the_cut_windows(trained, recording):
     assert frame.index.names == ["start_s", "end_s"]
 
 
+def test_species_keeps_only_the_rows_of_those_classes(trained, recording):
+    model, names = trained
+    waveform, _ = recording
+    everything = detect(model, waveform, min_confidence=0.0, verbose=0)
+    chosen = detect(model, waveform, min_confidence=0.0, species=names[1:3], verbose=0)
+    expected = everything[everything["label"].isin(names[1:3])].reset_index(drop=True)
+    pd.testing.assert_frame_equal(chosen, expected)
+    with pytest.raises(
+        ValueError, match=r"species names classes the model does not have: \['wren'\]"
+    ):
+        detect(model, waveform, species=["wren"], verbose=0)
+
+
 def test_detections_are_the_scores_above_per_class_thresholds(trained, recording):
     model, names = trained
     waveform, _ = recording
