@@ -1,19 +1,6 @@
-"""Calibrating detection scores from reviewed detections, and choosing thresholds from them.
+"""ScoreCalibrator: the per-species calibration estimator and its thresholds.
 
-A detection's score (its ``confidence``) ranks detections but is not the probability that
-the detection is correct: a score of 0.8 may be right 95 % of the time for one species and
-40 % for another. The accepted practice (Wood & Kahl 2024, "Guidelines for appropriate use
-of BirdNET scores and other detector outputs", *Journal of Ornithology*) is to review a
-sample of each species' detections, stratified over the score range, fit a logistic
-regression of "correct" on the score's logit per species, and read off the threshold that
-reaches a target probability or precision. :class:`ScoreCalibrator` does that;
-:meth:`ScoreCalibrator.thresholds` returns per-species thresholds with bootstrap intervals,
-in the table ``birdaudio predict --thresholds`` reads.
-
-The model is, for species :math:`k` and score :math:`s` clipped to
-:math:`[10^{-6}, 1 - 10^{-6}]`,
-
-.. math:: P(\\text{correct} \\mid s) = \\sigma(a_k + b_k \\operatorname{logit}(s)).
+See :mod:`sklearn_birdaudio.calibration` for the model and the practice it follows.
 """
 
 from __future__ import annotations
@@ -23,104 +10,14 @@ import warnings
 
 import numpy as np
 import pandas as pd
-from scipy.special import expit, logit
+from scipy.special import expit
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils import Bunch, check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-__all__ = ["ScoreCalibrator", "decided_reviews"]
-
-EPSILON = 1e-6  # scores are clipped to [EPSILON, 1 - EPSILON] before their logit
-NEVER = 1.0  # the threshold of a species whose target is never reached
-IDENTITY = (0.0, 1.0)  # intercept and slope of "the score is the probability"
-VERDICTS = {"yes": 1, "no": 0, "true": 1, "false": 0, "1": 1, "0": 0, "1.0": 1, "0.0": 0}
-MAX_SHOWN = 5
-MAX_NEWTON_STEPS = 100
-MAX_HALVINGS = 40
-MAX_BOOTSTRAP_CELLS = 4_000_000  # replicates × detections scored at once (memory bound)
-
-
-# -- inputs -----------------------------------------------------------------------------
-
-
-def _examples(values) -> str:
-    values = list(dict.fromkeys(values))
-    shown = ", ".join(repr(value) for value in values[:MAX_SHOWN])
-    return shown + (f" and {len(values) - MAX_SHOWN} more" if len(values) > MAX_SHOWN else "")
-
-
-def _check_table(X, name: str = "X") -> tuple[np.ndarray, np.ndarray]:
-    """The ``label`` (as str) and ``confidence`` (float) columns of a detection table."""
-    if not isinstance(X, pd.DataFrame):
-        raise TypeError(
-            f"{name} must be a pandas DataFrame with columns 'label' and 'confidence' (a "
-            f"detection or review table), got {type(X).__name__}."
-        )
-    missing = [column for column in ("label", "confidence") if column not in X.columns]
-    if missing:
-        raise ValueError(
-            f"{name} has no column {missing}; expected 'label' and 'confidence' (a detection "
-            f"or review table), got columns {list(X.columns)}."
-        )
-    labels = X["label"]
-    if labels.isna().any():
-        rows = np.flatnonzero(labels.isna().to_numpy())
-        raise ValueError(f"{name}['label'] is missing in {len(rows)} row(s), e.g. {rows[:5]}.")
-    confidence = pd.to_numeric(X["confidence"], errors="coerce").to_numpy(dtype=float)
-    not_numbers = np.isnan(confidence) & X["confidence"].notna().to_numpy()
-    if not_numbers.any():
-        raise ValueError(
-            f"{name}['confidence'] must be numbers; got "
-            f"{_examples(X['confidence'].to_numpy()[not_numbers])}."
-        )
-    if np.isnan(confidence).any():
-        rows = np.flatnonzero(np.isnan(confidence))
-        raise ValueError(
-            f"{name}['confidence'] is NaN or missing in {len(rows)} row(s), e.g. {rows[:5]}; "
-            "every detection needs a score in [0, 1]."
-        )
-    outside = (confidence < 0) | (confidence > 1)
-    if outside.any():
-        raise ValueError(
-            f"{name}['confidence'] must be scores in [0, 1]; got "
-            f"{_examples(confidence[outside].tolist())}."
-        )
-    return labels.astype(str).to_numpy(dtype=object), confidence
-
-
-def _verdicts(y, n_rows: int | None = None, name: str = "y") -> np.ndarray:
-    """0/1 from verdicts given as 1/0, True/False or "yes"/"no" (any case)."""
-    if np.ndim(y) != 1:
-        raise ValueError(f"{name} must be 1-D verdicts, got shape {np.shape(y)}.")
-    values = pd.Series(np.asarray(y, dtype=object))
-    if n_rows is not None and len(values) != n_rows:
-        raise ValueError(f"{name} has {len(values)} verdicts but X has {n_rows} rows.")
-    correct = values.astype(str).str.strip().str.lower().map(VERDICTS)
-    if correct.isna().any():
-        bad = values[correct.isna()].to_numpy()
-        raise ValueError(
-            f"{name} must be binary verdicts (1/0, True/False or 'yes'/'no'); got {len(bad)} "
-            f"other value(s): {_examples(bad.tolist())}. Drop undecided reviews ('unsure', "
-            "empty) first, e.g. with decided_reviews(reviews)."
-        )
-    return correct.to_numpy(dtype=float)
-
-
-def _weights(sample_weight, n_rows: int, name: str = "sample_weight") -> np.ndarray:
-    """Non-negative finite weights, one per row (ones when None)."""
-    if sample_weight is None:
-        return np.ones(n_rows)
-    weights = pd.to_numeric(pd.Series(np.asarray(sample_weight).ravel()), errors="coerce")
-    weights = weights.to_numpy(dtype=float)
-    if np.ndim(sample_weight) != 1 or len(weights) != n_rows:
-        raise ValueError(
-            f"{name} must hold one weight per row ({n_rows}), got shape {np.shape(sample_weight)}."
-        )
-    bad = ~np.isfinite(weights) | (weights < 0)
-    if bad.any():
-        values = np.asarray(sample_weight, dtype=object)[bad].tolist()
-        raise ValueError(f"{name} must be finite non-negative numbers; got {_examples(values)}.")
-    return weights
+from .logistic import _fit_species, _logit_score
+from .reviews import _check_table, _examples, _verdicts, _weights
+from .thresholds import _precision_at, _probability_thresholds, _replicate_precision_thresholds
 
 
 def _check_unit_interval(name: str, value) -> float:
@@ -131,170 +28,6 @@ def _check_unit_interval(name: str, value) -> float:
     ):
         raise ValueError(f"{name} must be a number strictly between 0 and 1, got {value!r}.")
     return float(value)
-
-
-def decided_reviews(reviews: pd.DataFrame) -> pd.DataFrame:
-    """The rows of a review table whose verdict is "yes" or "no".
-
-    Parameters
-    ----------
-    reviews : DataFrame
-        A review table (as ``birdaudio review`` writes and
-        :func:`sklearn_birdaudio.review.read_review` reads) with a ``verdict`` column.
-
-    Returns
-    -------
-    DataFrame
-        The rows with a yes/no verdict (any case, surrounding spaces ignored), in order,
-        with their index: "unsure" and empty verdicts are left out.
-
-    Raises
-    ------
-    ValueError
-        If there is no ``verdict`` column.
-
-    Examples
-    --------
-    >>> reviews = pd.DataFrame({"label": ["wren"] * 3, "confidence": [0.2, 0.5, 0.9],
-    ...     "verdict": ["no", "unsure", "Yes"]})
-    >>> decided_reviews(reviews)["verdict"].tolist()
-    ['no', 'Yes']
-    """
-    if not isinstance(reviews, pd.DataFrame) or "verdict" not in reviews.columns:
-        columns = list(reviews.columns) if isinstance(reviews, pd.DataFrame) else None
-        raise ValueError(f"reviews must be a DataFrame with a 'verdict' column, got {columns}.")
-    verdicts = reviews["verdict"].astype(str).str.strip().str.lower()
-    return reviews[verdicts.isin(("yes", "no")).to_numpy()]
-
-
-# -- the logistic regressions -----------------------------------------------------------
-
-
-def _fit_logistic(x, y, weight, group, prior, penalty):
-    """Penalised logistic regressions ``y ~ a + b x``, one per group, fitted together.
-
-    Minimises, per group, the weighted negative log-likelihood plus
-    ``penalty / 2 * |(a, b) - prior|²`` by Newton's method with step halving, vectorised
-    over groups (``group`` indexes the rows of ``prior``, shape ``(n_groups, 2)``).
-    """
-    n_groups = len(prior)
-    theta = prior.copy()
-
-    def objective(theta):
-        eta = theta[group, 0] + theta[group, 1] * x
-        loss = weight * (np.logaddexp(0.0, eta) - y * eta)
-        return np.bincount(group, loss, n_groups) + 0.5 * penalty * ((theta - prior) ** 2).sum(1)
-
-    current = objective(theta)
-    for _ in range(MAX_NEWTON_STEPS):
-        p = expit(theta[group, 0] + theta[group, 1] * x)
-        residual, curvature = weight * (p - y), weight * p * (1.0 - p)
-        grad_a = np.bincount(group, residual, n_groups) + penalty * (theta[:, 0] - prior[:, 0])
-        grad_b = np.bincount(group, residual * x, n_groups) + penalty * (theta[:, 1] - prior[:, 1])
-        h_aa = np.bincount(group, curvature, n_groups) + penalty
-        h_ab = np.bincount(group, curvature * x, n_groups)
-        h_bb = np.bincount(group, curvature * x * x, n_groups) + penalty
-        determinant = h_aa * h_bb - h_ab**2  # > 0: the penalty makes the problem strictly convex
-        step = (
-            np.column_stack([(h_bb * grad_a - h_ab * grad_b), (h_aa * grad_b - h_ab * grad_a)])
-            / determinant[:, np.newaxis]
-        )
-        scale = np.ones(n_groups)
-        for _ in range(MAX_HALVINGS):
-            candidate = theta - scale[:, np.newaxis] * step
-            value = objective(candidate)
-            worse = value > current + 1e-12 * np.abs(current)
-            if not worse.any():
-                break
-            scale[worse] /= 2
-        else:
-            candidate, value = np.where(worse[:, np.newaxis], theta, candidate), current
-        theta, current = candidate, np.minimum(value, current)
-        if np.abs(scale[:, np.newaxis] * step).max() < 1e-9:
-            break
-    return theta
-
-
-def _fit_species(x, y, weight, species, n_species, replicate, n_replicates, min_reviews, C):
-    """Pooled and per-species coefficients of each replicate.
-
-    Returns ``(coefficients (R, K, 2), pooled (R, K) bool, pooled coefficients (R, 2))``.
-    """
-    penalty = 1.0 / C
-    identity = np.tile(IDENTITY, (n_replicates, 1))
-    pooled_theta = _fit_logistic(x, y, weight, replicate, identity, penalty)
-    group = replicate * n_species + species
-    n_groups = n_replicates * n_species
-    n_reviews = np.bincount(group, minlength=n_groups)
-    n_correct = np.bincount(group, y, n_groups)
-    pooled = (n_reviews < min_reviews) | (n_correct == 0) | (n_correct == n_reviews)
-    prior = np.repeat(pooled_theta, n_species, axis=0)
-    theta = _fit_logistic(x, y, weight, group, prior, penalty)
-    theta[pooled] = prior[pooled]
-    return (
-        theta.reshape(n_replicates, n_species, 2),
-        pooled.reshape(n_replicates, n_species),
-        pooled_theta,
-    )
-
-
-# -- thresholds -------------------------------------------------------------------------
-
-
-def _probability_thresholds(theta, target: float, lowest) -> np.ndarray:
-    """The score where ``σ(a + b logit(s)) = target``, NEVER or ``lowest`` where none is."""
-    intercept, slope = theta[..., 0], theta[..., 1]
-    goal = logit(target)
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        crossing = expit((goal - intercept) / slope)
-    never = crossing > 1 - EPSILON
-    # A flat or falling curve is above the target everywhere or nowhere near the top.
-    always = intercept + slope * logit(1 - EPSILON) >= goal
-    flat = slope <= 0
-    threshold = np.where(never, NEVER, crossing)
-    return np.where(flat, np.where(always, lowest, NEVER), threshold)
-
-
-def _precision_above(scores, weights, probabilities):
-    """Per row: scores sorted from the highest, and the precision of the detections at or
-    above each, ``Σ w p / Σ w``; ``valid`` marks the last of tied scores (where a threshold
-    may sit) with a positive weight above it."""
-    order = np.argsort(-scores, axis=-1, kind="stable")
-    scores = np.take_along_axis(scores, order, -1)
-    weights = np.take_along_axis(weights, order, -1)
-    probabilities = np.take_along_axis(probabilities, order, -1)
-    total = np.cumsum(weights, axis=-1)
-    correct = np.cumsum(weights * probabilities, axis=-1)
-    precision = np.divide(correct, total, out=np.full_like(total, np.nan), where=total > 0)
-    valid = np.ones(scores.shape, dtype=bool)
-    valid[..., :-1] = scores[..., 1:] < scores[..., :-1]
-    return scores, precision, valid & (total > 0)
-
-
-def _precision_thresholds(scores, weights, probabilities, target: float):
-    """The lowest threshold whose detections have an estimated precision ≥ ``target``.
-
-    Arrays are ``(n_replicates, n_detections)``; returns the thresholds and their estimated
-    precision, ``(NEVER, NaN)`` where no threshold reaches the target.
-    """
-    n_replicates = scores.shape[0]
-    if scores.shape[1] == 0:
-        return np.full(n_replicates, NEVER), np.full(n_replicates, np.nan)
-    scores, precision, valid = _precision_above(scores, weights, probabilities)
-    reached = valid & (precision >= target - 1e-12)
-    last = scores.shape[1] - 1 - np.argmax(reached[:, ::-1], axis=1)
-    rows = np.arange(n_replicates)
-    found = reached.any(axis=1)
-    return (
-        np.where(found, scores[rows, last], NEVER),
-        np.where(found, precision[rows, last], np.nan),
-    )
-
-
-def _precision_at(threshold: float, scores, weights, probabilities) -> float:
-    above = scores >= threshold
-    total = weights[above].sum()
-    return float((weights[above] * probabilities[above]).sum() / total) if total > 0 else np.nan
 
 
 class ScoreCalibrator(ClassifierMixin, BaseEstimator):
@@ -360,6 +93,7 @@ class ScoreCalibrator(ClassifierMixin, BaseEstimator):
 
     Examples
     --------
+    >>> from scipy.special import logit
     >>> rng = np.random.default_rng(0)
     >>> scores = rng.uniform(0.1, 1.0, 400)
     >>> correct = rng.random(400) < expit(-1 + 2 * logit(scores))  # the true curve
@@ -373,7 +107,7 @@ class ScoreCalibrator(ClassifierMixin, BaseEstimator):
     0    wren       0.85  0.82  0.88   False
     """
 
-    def __init__(self, min_reviews: int = 20, C: float = 1.0):
+    def __init__(self, *, min_reviews: int = 20, C: float = 1.0):
         self.min_reviews = min_reviews
         self.C = C
 
@@ -683,26 +417,3 @@ class ScoreCalibrator(ClassifierMixin, BaseEstimator):
             self.min_reviews, self.C,
         )  # fmt: skip
         return resampled, np.concatenate([theta, pooled_theta[:, np.newaxis]], axis=1)
-
-
-def _replicate_precision_thresholds(values, weights, theta, target) -> np.ndarray:
-    """Precision thresholds of each replicate's curve, in chunks that fit in memory."""
-    n_replicates, n_detections = values.shape
-    chunk = max(1, MAX_BOOTSTRAP_CELLS // max(n_detections, 1))
-    thresholds = np.empty(n_replicates)
-    for start in range(0, n_replicates, chunk):
-        part = slice(start, start + chunk)
-        probabilities = expit(theta[part, 0:1] + theta[part, 1:2] * _logit_score(values[part]))
-        found = _precision_thresholds(values[part], weights[part], probabilities, target)[0]
-        # Where no set of the scores at hand reaches the target (none scored high enough),
-        # the curve decides: for a rising curve every detection scoring at least the score
-        # where P(correct | s) = target is correct with probability >= target, so those
-        # detections reach the target precision whatever their scores turn out to be.
-        lowest = values[part].min(axis=1) if n_detections else np.zeros(len(found))
-        by_curve = _probability_thresholds(theta[part], target, lowest)
-        thresholds[part] = np.where(found == NEVER, by_curve, found)
-    return thresholds
-
-
-def _logit_score(confidence) -> np.ndarray:
-    return logit(np.clip(confidence, EPSILON, 1 - EPSILON))
