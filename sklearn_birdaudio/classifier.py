@@ -6,416 +6,52 @@ either a 0/1 indicator matrix (multi-label: sigmoid and binary cross-entropy) or
 (multi-class: softmax and cross-entropy). NaN in an indicator matrix marks an unknown
 target, which the loss leaves out (:class:`~sklearn_birdaudio.losses.MaskedBCEWithLogitsLoss`).
 Recordings longer than ``window_seconds`` are trained on a fresh random window each epoch
-(inside the audio, never in padding) and predicted window by window, the windows' logits
-aggregated by ``max`` or ``mean``.
+(inside the audio, never in padding; :mod:`~sklearn_birdaudio.training`) and predicted
+window by window, the windows' logits aggregated by ``max`` or ``mean``, through the
+network's fused or compiled copy (:mod:`~sklearn_birdaudio.inference`).
 With ``checkpoint_dir`` set, training saves its whole state after every epoch
-(:class:`TrainingCheckpoint`) and a later ``fit`` resumes an interrupted run.
+(:class:`~sklearn_birdaudio.checkpoints.TrainingCheckpoint`) and a later ``fit`` resumes an
+interrupted run.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import itertools
-import json
 import logging
 import numbers
 import os
-import pickle
-import threading
-import warnings
-import weakref
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import scipy.sparse
 import torch
 from sklearn.base import ClassifierMixin
-from sklearn.metrics import average_precision_score
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 from skorch import NeuralNet
-from skorch.callbacks import Callback, EarlyStopping, EpochScoring, LRScheduler
+from skorch.callbacks import EarlyStopping, EpochScoring, LRScheduler
 from skorch.dataset import ValidSplit, unpack_data
 from skorch.history import History
 from skorch.utils import to_tensor
 
 from .augment import make_augmentation
+from .checkpoints import TrainingCheckpoint, _read_checkpoint, describe_run
 from .devices import resolve_device
-from .log_mel import valid_frames
+from .inference import _check_inference, cached_inference_module, inference_module
 from .losses import MaskedBCEWithLogitsLoss
 from .modules import AttentionCNN
 from .targets import check_no_missing_labels, target_kind
+from .training import RandomWindows, _n_valid_frames, validation_map, window_starts
+
+# Moved out of this module, still imported from it (by tests): re-exported.
+from .checkpoints import CHECKPOINT_FILE  # noqa: F401  # isort: skip
+from .training import _masked_macro_average_precision  # noqa: F401  # isort: skip
 
 __all__ = ["AttentionCNNClassifier", "TrainingCheckpoint", "inference_module"]
 
 logger = logging.getLogger(__name__)
 
 AGGREGATIONS = ("max", "mean")
-INFERENCE_PATHS = ("fused", "eager", "compiled")
-CHECKPOINT_FILE = "checkpoint.pt"
-CHECKPOINT_FORMAT = 2  # 2: the augmentations' generator
-# The fast copy of each fitted module (see ``inference``), with the fingerprint of the
-# weights it was made from. Kept outside the estimator: predicting must not change its
-# ``__dict__`` (scikit-learn's rule), and the copy is never pickled. An entry goes with
-# its module.
-_FAST_MODULES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-_FAST_MODULES_LOCK = threading.Lock()
-# Parameters that do not change what training computes: a run resumes whatever their value.
-NOT_PART_OF_THE_RUN = frozenset(
-    {"checkpoint_dir", "verbose", "device", "threshold", "callbacks", "inference"}
-)
-
-
-def _n_valid_frames(spectrograms: np.ndarray) -> np.ndarray:
-    """Number of audio (non-NaN) frames of each spectrogram; padding is at the end."""
-    return valid_frames(spectrograms).sum(axis=1)
-
-
-def window_starts(n_frames: int, window_frames: int, hop_frames: int) -> list[int]:
-    """First frame of each window covering ``n_frames`` frames; the last one ends at the end.
-
-    >>> window_starts(10, 4, 3)
-    [0, 3, 6]
-    >>> window_starts(11, 4, 3)
-    [0, 3, 6, 7]
-    >>> window_starts(3, 4, 3)
-    [0]
-    """
-    starts = list(range(0, max(n_frames - window_frames, 0) + 1, hop_frames))
-    if starts[-1] + window_frames < n_frames:
-        starts.append(n_frames - window_frames)
-    return starts
-
-
-class RandomWindows:
-    """Collate function that crops each training recording to a random window, then augments.
-
-    The window lies inside the recording's audio (never in its NaN padding); recordings
-    shorter than the window are kept whole and padded with NaN, which the network masks.
-    The cropped batch then goes through ``augment`` (training batches only).
-
-    Parameters
-    ----------
-    window_frames : int
-        Frames per window.
-    random_state : int
-        Seed of the window draws and of the augmentations.
-    augment : torch module or None, default=None
-        Called as ``augment(spectrograms, targets, generator)`` on each cropped batch
-        (see :mod:`sklearn_birdaudio.augment`).
-    n_classes : int or None, default=None
-        Set for multi-class targets (class indices): they are one-hot encoded before
-        ``augment``, which may make them soft (mixup).
-    """
-
-    def __init__(
-        self,
-        window_frames: int,
-        random_state: int,
-        augment: torch.nn.Module | None = None,
-        n_classes: int | None = None,
-    ):
-        self.window_frames = window_frames
-        self.augment = augment
-        self.n_classes = n_classes
-        self.rng = np.random.default_rng(random_state)
-        self.generator = torch.Generator().manual_seed(random_state)
-
-    def __call__(self, batch):
-        spectrograms = np.stack([np.asarray(item[0]) for item in batch])
-        targets = np.stack([np.asarray(item[1]) for item in batch])
-        n_valid = _n_valid_frames(spectrograms)
-        window = min(self.window_frames, int(n_valid.max()))
-        crops = np.full((*spectrograms.shape[:3], window), np.nan, dtype=np.float32)
-        starts = self.rng.integers(0, np.maximum(n_valid - window, 0) + 1)
-        for crop, spectrogram, start, valid in zip(
-            crops, spectrograms, starts, n_valid, strict=True
-        ):
-            stop = min(start + window, valid)
-            crop[..., : stop - start] = spectrogram[..., start:stop]
-        crops, targets = torch.from_numpy(crops), torch.from_numpy(targets)
-        if self.augment is None:
-            return crops, targets
-        if self.n_classes is not None:
-            targets = torch.nn.functional.one_hot(targets.long(), self.n_classes)
-        with torch.no_grad():
-            return self.augment(crops, targets.float(), generator=self.generator)
-
-
-def validation_map(net, X, y) -> float:
-    """Macro average precision of the validation data, over classes with a positive.
-
-    Unknown (NaN) targets are left out: a class's average precision is then computed over
-    the recordings whose target for it is known.
-    """
-    probabilities = net.probabilities_from_logits(net.forward(X, training=False))
-    targets = np.asarray(y)
-    if not net.multilabel_:
-        targets = np.eye(len(net.classes_), dtype=int)[targets]
-    elif np.isnan(targets).any():
-        return _masked_macro_average_precision(targets, probabilities)
-    present = targets.sum(axis=0) > 0
-    if not present.any():
-        return float("nan")
-    return float(
-        average_precision_score(targets[:, present], probabilities[:, present], average="macro")
-    )
-
-
-def _masked_macro_average_precision(targets: np.ndarray, probabilities: np.ndarray) -> float:
-    """Mean over classes of the average precision over each class's known (non-NaN) targets."""
-    precisions = []
-    for column in range(targets.shape[1]):
-        known = ~np.isnan(targets[:, column])
-        if targets[known, column].sum() > 0:
-            precisions.append(
-                average_precision_score(targets[known, column], probabilities[known, column])
-            )
-    return float(np.mean(precisions)) if precisions else float("nan")
-
-
-def _json_value(value):
-    """A JSON value standing for a parameter value, the same in every process."""
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, (list, tuple)):
-        return [_json_value(item) for item in value]
-    if isinstance(value, dict):
-        return {str(key): _json_value(item) for key, item in value.items()}
-    # Classes and functions by name; other objects by their class (no addresses).
-    named = value if hasattr(value, "__qualname__") else type(value)
-    return f"{named.__module__}.{named.__qualname__}"
-
-
-def _plain_json(value):
-    """``json.dumps`` default: NumPy scalars and arrays as Python numbers and lists."""
-    if isinstance(value, (np.generic, np.ndarray)):
-        return value.tolist()
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
-
-
-def _digest(array: np.ndarray) -> str:
-    array = np.ascontiguousarray(array)
-    digest = hashlib.blake2b(f"{array.dtype.str}{array.shape}".encode(), digest_size=16)
-    digest.update(memoryview(array).cast("B"))
-    return digest.hexdigest()
-
-
-class TrainingCheckpoint(Callback):
-    """Save the whole training state after every epoch; restore it to resume a run.
-
-    :class:`AttentionCNNClassifier` adds it when ``checkpoint_dir`` is set. After each epoch
-    it writes ``checkpoint.pt`` in ``dirname`` (atomically: a new file replaces the old one):
-    the network's weights and buffers, the optimizer's and the learning-rate scheduler's
-    states, early stopping's state and best weights, the history, and the states of every
-    random number generator training draws from (torch's, the window draws', the data
-    loader's shuffling). The file holds tensors and plain values only, and is read with
-    ``torch.load(weights_only=True)``, which refuses to run code.
-
-    Parameters
-    ----------
-    dirname : str or path-like
-        Folder of the checkpoint; created if needed.
-    """
-
-    def __init__(self, dirname):
-        self.dirname = dirname
-
-    def initialize(self):
-        self.epochs_saved_ = 0
-        self.pending_random_state_ = None
-        return self
-
-    def on_train_begin(self, net, **kwargs):
-        self.epochs_saved_ = 0
-        self.pending_random_state_ = None
-        state = getattr(net, "_resume", None)
-        if state is None:
-            return
-        # The net restored the weights, the optimizer and the history before the other
-        # callbacks began (see AttentionCNNClassifier.on_train_begin); what they reset is
-        # restored here: early stopping's count, the scorers' best scores, the scheduler
-        # (built from the history, it may have set the learning rate: the optimizer again).
-        metadata = state["metadata"]
-        self.epochs_saved_ = metadata["epochs"]
-        net.optimizer_.load_state_dict(state["optimizer"])
-        scheduler = getattr(dict(net.callbacks_).get("lr_scheduler"), "lr_scheduler_", None)
-        if scheduler is not None and state["lr_scheduler"] is not None:
-            scheduler.load_state_dict(state["lr_scheduler"])
-        early_stopping = dict(net.callbacks_).get("early_stopping")
-        if early_stopping is not None and metadata["early_stopping"] is not None:
-            for name, value in metadata["early_stopping"].items():
-                setattr(early_stopping, name, value)
-            early_stopping.best_model_weights_ = state["best_module"]
-        for name, callback in net.callbacks_:  # the scorers' "_best" flags
-            if name in metadata["best_scores"]:
-                callback.best_score_ = metadata["best_scores"][name]
-        self.pending_random_state_ = state
-
-    def on_epoch_begin(self, net, **kwargs):
-        # Generators are restored here, once the data loader exists and nothing else can
-        # draw from them before the epoch does.
-        state, self.pending_random_state_ = self.pending_random_state_, None
-        if state is None:
-            return
-        torch.set_rng_state(state["torch_rng"])
-        device = torch.device(net.device)
-        if device.type == "cuda" and state["cuda_rng"] is not None:
-            torch.cuda.set_rng_state(state["cuda_rng"], device)
-        generator = getattr(net, "_train_generator", None)
-        if generator is not None and state["loader_rng"] is not None:
-            generator.set_state(state["loader_rng"])
-        net._random_windows.rng.bit_generator.state = state["metadata"]["random_windows"]
-        net._random_windows.generator.set_state(state["augment_rng"])
-
-    def on_epoch_end(self, net, **kwargs):
-        self.epochs_saved_ = len(net.history)
-        self.save(net, finished=False)
-
-    def on_train_end(self, net, **kwargs):
-        early_stopping = dict(net.callbacks_).get("early_stopping")
-        stopped = early_stopping is not None and early_stopping.misses_ >= early_stopping.patience
-        if stopped or self.epochs_saved_ >= net.max_epochs:
-            self.save(net, finished=True)
-        elif getattr(net, "_checkpoint_run", None) is not None:
-            logger.warning(
-                "Training stopped after epoch %d of %d; fit again with checkpoint_dir=%r "
-                "to resume it.", self.epochs_saved_, net.max_epochs, str(self.dirname)
-            )  # fmt: skip
-
-    def save(self, net, finished: bool) -> None:
-        """Write the training state of ``net`` (``finished``: the run is complete)."""
-        run = getattr(net, "_checkpoint_run", None)
-        if run is None:  # not inside AttentionCNNClassifier.fit
-            return
-        callbacks = dict(net.callbacks_)
-        early_stopping = callbacks.get("early_stopping")
-        scheduler = getattr(callbacks.get("lr_scheduler"), "lr_scheduler_", None)
-        generator = getattr(net, "_train_generator", None)
-        device = torch.device(net.device)
-        metadata = {
-            "format": CHECKPOINT_FORMAT,
-            "run": run,
-            "seed": net._seed,
-            # Early stopping ends training before this callback saves the last epoch.
-            "epochs": len(net.history) if finished else self.epochs_saved_,
-            "finished": finished,
-            "history": net.history.to_list(),
-            "random_windows": net._random_windows.rng.bit_generator.state,
-            "best_scores": {
-                name: callback.best_score_
-                for name, callback in net.callbacks_
-                if hasattr(callback, "best_score_")
-            },
-            "early_stopping": None
-            if early_stopping is None
-            else {
-                "misses_": early_stopping.misses_,
-                "dynamic_threshold_": early_stopping.dynamic_threshold_,
-                "best_epoch_": early_stopping.best_epoch_,
-            },
-        }
-        state = {
-            "metadata": json.dumps(metadata, default=_plain_json),
-            "module": net.module_.state_dict(),
-            "optimizer": net.optimizer_.state_dict(),
-            "lr_scheduler": None if scheduler is None else scheduler.state_dict(),
-            "best_module": getattr(early_stopping, "best_model_weights_", None),
-            "torch_rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
-            "loader_rng": None if generator is None else generator.get_state(),
-            "augment_rng": net._random_windows.generator.get_state(),
-        }
-        folder = Path(self.dirname)
-        folder.mkdir(parents=True, exist_ok=True)
-        partial = folder / f"{CHECKPOINT_FILE}.partial"
-        torch.save(state, partial)
-        os.replace(partial, folder / CHECKPOINT_FILE)  # a crash never leaves half a file
-
-
-def _read_checkpoint(dirname, run: dict) -> dict | None:
-    """The state of an unfinished run of ``run`` saved in ``dirname``, else ``None``.
-
-    Warns when the folder holds an unfinished run with other parameters or data (the new
-    run then overwrites it); raises ``ValueError`` when the file is not a checkpoint.
-    """
-    path = Path(dirname) / CHECKPOINT_FILE
-    if not path.is_file():
-        return None
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        metadata = json.loads(state["metadata"])
-        if not isinstance(metadata, dict):
-            raise TypeError(f"its metadata is a {type(metadata).__name__}, not an object")
-    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError, KeyError, IndexError,
-            TypeError, ValueError) as error:  # fmt: skip
-        raise ValueError(
-            f"{path} is not a training checkpoint this version can read ({error}); delete it "
-            "or choose another checkpoint_dir."
-        ) from error
-    if metadata.get("format") != CHECKPOINT_FORMAT:
-        changed = ["the checkpoint format"]
-    elif metadata["finished"]:
-        return None  # nothing to resume: train afresh
-    else:
-        stored, current = metadata["run"]["params"], run["params"]
-        changed = sorted(
-            key for key in stored.keys() | current.keys() if stored.get(key) != current.get(key)
-        )
-        if metadata["run"]["data"] != run["data"]:
-            changed.append("the training data")
-        if not changed:
-            state["metadata"] = metadata
-            return state
-    warnings.warn(
-        f"{path} holds an unfinished run that differs in {', '.join(changed)}; training "
-        "starts afresh and overwrites it.",
-        UserWarning,
-        stacklevel=3,
-    )
-    return None
-
-
-def _check_inference(inference) -> None:
-    if inference not in INFERENCE_PATHS:
-        raise ValueError(f"inference must be one of {INFERENCE_PATHS}, got {inference!r}.")
-
-
-def inference_module(module: torch.nn.Module, inference: str = "fused", **compile_kwargs):
-    """The module as ``AttentionCNNClassifier(inference=...)`` runs it to predict.
-
-    Parameters
-    ----------
-    module : torch.nn.Module
-        A trained network; it is not changed.
-    inference : {"fused", "eager", "compiled"}, default="fused"
-        ``"eager"``: ``module`` itself. ``"fused"``: ``module.for_inference()`` (batch
-        norms folded, channels-last weights on the CPU) when it has that method, else
-        ``module``. ``"compiled"``: the fused copy through ``torch.compile`` with
-        inductor's ``freezing`` (weights folded into the compiled graph, and oneDNN's
-        fused convolutions on the CPU): 1.1x the fused copy for the default network at
-        batch 1 on 2 cores, slower for the thin recipe network (``benchmarks/speed.py``).
-    **compile_kwargs
-        Arguments of ``torch.compile``, replacing those above (``options`` included).
-
-    Returns
-    -------
-    torch.nn.Module
-    """
-    _check_inference(inference)
-    if inference == "eager":
-        return module
-    fast = module
-    if hasattr(module, "for_inference"):
-        on_cpu = all(t.device.type == "cpu" for t in module.parameters())
-        fast = module.for_inference(channels_last=on_cpu)  # measured on the CPU only
-    if inference == "compiled":
-        fast = torch.compile(fast, **{"options": {"freezing": True}, **compile_kwargs})
-    return fast
 
 
 class AttentionCNNClassifier(ClassifierMixin, NeuralNet):
@@ -925,24 +561,10 @@ class AttentionCNNClassifier(ClassifierMixin, NeuralNet):
     def _inference_module(self) -> torch.nn.Module:
         """The module that scores batches: ``module_`` in training, else per ``inference``.
 
-        The fused (or compiled) copy is cached (in ``_FAST_MODULES``) with a fingerprint
-        of the weights it was made from: each tensor's storage and version counter, which
-        every in-place update (an optimizer step, ``load_state_dict``, running
-        statistics) increments. Any change of weights therefore rebuilds it.
+        The fused (or compiled) copy is cached, and rebuilt whenever the weights change
+        (:func:`~sklearn_birdaudio.inference.cached_inference_module`).
         """
-        module = self.module_
-        if module.training or self.inference == "eager":
-            return module
-        plain = getattr(module, "_orig_mod", module)  # skorch's compile=True wraps it
-        tensors = itertools.chain(plain.parameters(), plain.buffers())
-        fingerprint = (self.inference, *((t.data_ptr(), t._version) for t in tensors))
-        with _FAST_MODULES_LOCK:  # threads sharing a model build its copy once
-            cached = _FAST_MODULES.get(plain)
-            if cached is not None and cached[0] == fingerprint:
-                return cached[1]
-            fast = inference_module(plain, self.inference, **self.get_params_for("compile"))
-            _FAST_MODULES[plain] = (fingerprint, fast)
-            return fast
+        return cached_inference_module(self.module_, self.inference, self.get_params_for("compile"))
 
     def infer(self, x, **fit_params):
         """Logits of a batch; inputs longer than the window are scored window by window."""
@@ -1030,7 +652,7 @@ class AttentionCNNClassifier(ClassifierMixin, NeuralNet):
         fit_params = {"_routing_method": "fit" if initialize else "partial_fit"}
         self._resume = None
         if initialize and self.checkpoint_dir is not None:
-            self._checkpoint_run = self._describe_run(X, targets)
+            self._checkpoint_run = describe_run(self, X, targets)
             self._resume = _read_checkpoint(self.checkpoint_dir, self._checkpoint_run)
         if self._resume is not None:
             done = self._resume["metadata"]["epochs"]
@@ -1060,20 +682,6 @@ class AttentionCNNClassifier(ClassifierMixin, NeuralNet):
             for name in ("_resume", "_checkpoint_run", "_train_generator", "_training_seed"):
                 self.__dict__.pop(name, None)
         return self
-
-    def _describe_run(self, X: np.ndarray, targets: np.ndarray) -> dict:
-        """What makes two fits the same training run: parameters and data (as JSON)."""
-        params = {
-            name: _json_value(value)
-            for name, value in self.get_params(deep=False).items()
-            if name not in NOT_PART_OF_THE_RUN and not name.startswith(("callbacks__", "_"))
-        }
-        data = {
-            "X": _digest(X),
-            "y": _digest(targets),
-            "classes": [str(label) for label in self.classes_],
-        }
-        return json.loads(json.dumps({"params": params, "data": data}))
 
     def probabilities_from_logits(self, logits: torch.Tensor) -> np.ndarray:
         """Sigmoid (multi-label) or softmax (multi-class) of logits, as a numpy array."""

@@ -34,13 +34,14 @@ from skorch.dataset import Dataset
 from skorch.history import History
 
 from . import __version__
-from .classifier import AttentionCNNClassifier, RandomWindows
+from .classifier import AttentionCNNClassifier
 from .embeddings import BirdNETClassifier, BirdNETEmbedder
 from .ensemble import VotingClassifier
 from .features import MelSpectrogramTransformer
 from .linear import EmbeddingLogisticRegression
 from .modules import AttentionCNN
 from .restorable import check_params, check_work_budget, is_local
+from .training import RandomWindows
 
 __all__ = ["DroppedParameterWarning", "is_model_file", "load_model", "save_model"]
 
