@@ -17,6 +17,8 @@ import numpy as np
 import soundfile
 import soxr
 
+from ._validation import check_real
+
 __all__ = [
     "AudioError",
     "AudioInfo",
@@ -99,11 +101,11 @@ class AudioInfo:
 
 
 def _check_rate(value, name: str) -> int:
-    """Validate a sample-rate parameter: a positive integer number of Hz."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer, float, np.floating)):
-        raise ValueError(f"{name} must be a positive number of Hz, got {value!r}.")
-    if not np.isfinite(value) or value <= 0 or float(value) != int(value):
-        raise ValueError(f"{name} must be a positive whole number of Hz, got {value!r}.")
+    """Validate a sample-rate parameter: a positive whole number of Hz, as an int."""
+    message = f"{name} must be a positive whole number of Hz, got {value!r}."
+    rate = check_real(value, name, min_val=0, include_boundaries="neither", message=message)
+    if rate != int(value):
+        raise ValueError(message)
     return int(value)
 
 
@@ -445,14 +447,15 @@ def load_audio(
     (32000,)
     """
     sample_rate = _check_rate(sample_rate, "sample_rate")
-    if offset_seconds is None or not np.isfinite(offset_seconds) or offset_seconds < 0:
-        raise ValueError(f"offset_seconds must be a finite number >= 0, got {offset_seconds!r}.")
-    if duration_seconds is not None and not (
-        np.isfinite(duration_seconds) and duration_seconds > 0
-    ):
-        raise ValueError(
-            f"duration_seconds must be a positive number or None, got {duration_seconds!r}."
-        )
+    offset_seconds = check_real(offset_seconds, "offset_seconds", min_val=0)
+    duration_seconds = check_real(
+        duration_seconds,
+        "duration_seconds",
+        min_val=0,
+        include_boundaries="neither",
+        allow_none=True,
+        message=f"duration_seconds must be a positive number or None, got {duration_seconds!r}.",
+    )
 
     if isinstance(source, (str, os.PathLike)):
         if source_rate is not None:
@@ -577,8 +580,13 @@ def stream_audio(
     [32000, 32000, 6000]
     """
     sample_rate = _check_rate(sample_rate, "sample_rate")
-    if not (np.isfinite(block_seconds) and block_seconds > 0):
-        raise ValueError(f"block_seconds must be a positive number, got {block_seconds!r}.")
+    block_seconds = check_real(
+        block_seconds,
+        "block_seconds",
+        min_val=0,
+        include_boundaries="neither",
+        message=f"block_seconds must be a positive number, got {block_seconds!r}.",
+    )
     block_samples = max(1, int(round(block_seconds * sample_rate)))
 
     if not isinstance(source, (str, os.PathLike)):

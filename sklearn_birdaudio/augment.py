@@ -14,9 +14,9 @@ the same augmented batches.
 
 from __future__ import annotations
 
-import numbers
-
 import torch
+
+from ._validation import check_real
 
 __all__ = [
     "BackgroundMix",
@@ -29,13 +29,11 @@ __all__ = [
 ]
 
 
-def _check_range(name: str, value, low: float, high: float | None = None) -> None:
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and value >= low
-    if ok and high is not None:
-        ok = value <= high
-    if not ok:
-        bound = f"in [{low}, {high}]" if high is not None else f">= {low}"
-        raise ValueError(f"{name} must be a number {bound}, got {value!r}.")
+def _check_range(name: str, value, low: float, high: float | None = None) -> float:
+    """``value`` as a float, if it is a finite number in ``[low, high]`` (or ``>= low``)."""
+    bound = f"in [{low}, {high}]" if high is not None else f">= {low}"
+    message = f"{name} must be a number {bound}, got {value!r}."
+    return check_real(value, name, min_val=low, max_val=high, message=message)
 
 
 def _uniform(shape, low: float, high: float, generator, device) -> torch.Tensor:
@@ -63,8 +61,7 @@ class RandomGain(torch.nn.Module):
 
     def __init__(self, max_db: float = 6.0):
         super().__init__()
-        _check_range("max_db", max_db, 0.0)
-        self.max_db = float(max_db)
+        self.max_db = _check_range("max_db", max_db, 0.0)
 
     def forward(self, spectrograms, targets, generator=None):
         gains = _uniform(
@@ -100,14 +97,10 @@ class SpecAugment(torch.nn.Module):
         max_freq_bands: int = 12,
     ):
         super().__init__()
-        _check_range("time_masks", time_masks, 0)
-        _check_range("max_time_fraction", max_time_fraction, 0.0, 1.0)
-        _check_range("freq_masks", freq_masks, 0)
-        _check_range("max_freq_bands", max_freq_bands, 0)
-        self.time_masks = int(time_masks)
-        self.max_time_fraction = float(max_time_fraction)
-        self.freq_masks = int(freq_masks)
-        self.max_freq_bands = int(max_freq_bands)
+        self.time_masks = int(_check_range("time_masks", time_masks, 0))
+        self.max_time_fraction = _check_range("max_time_fraction", max_time_fraction, 0.0, 1.0)
+        self.freq_masks = int(_check_range("freq_masks", freq_masks, 0))
+        self.max_freq_bands = int(_check_range("max_freq_bands", max_freq_bands, 0))
 
     @staticmethod
     def _masks(n_masks, max_width, length, batch, generator, device) -> torch.Tensor:
@@ -160,12 +153,10 @@ class Mixup(torch.nn.Module):
 
     def __init__(self, alpha: float = 0.4, probability: float = 0.5, targets: str = "union"):
         super().__init__()
-        _check_range("alpha", alpha, 1e-6)
-        _check_range("probability", probability, 0.0, 1.0)
+        self.alpha = _check_range("alpha", alpha, 1e-6)
+        self.probability = _check_range("probability", probability, 0.0, 1.0)
         if targets not in self.TARGET_MODES:
             raise ValueError(f"targets must be one of {self.TARGET_MODES}, got {targets!r}.")
-        self.alpha = float(alpha)
-        self.probability = float(probability)
         self.targets = targets
 
     def forward(self, spectrograms, targets, generator=None):
@@ -230,12 +221,9 @@ class BackgroundMix(torch.nn.Module):
 
     def __init__(self, probability: float = 0.5, min_db: float = 6.0, max_db: float = 20.0):
         super().__init__()
-        _check_range("probability", probability, 0.0, 1.0)
-        _check_range("min_db", min_db, 0.0)
-        _check_range("max_db", max_db, min_db)
-        self.probability = float(probability)
-        self.min_db = float(min_db)
-        self.max_db = float(max_db)
+        self.probability = _check_range("probability", probability, 0.0, 1.0)
+        self.min_db = _check_range("min_db", min_db, 0.0)
+        self.max_db = _check_range("max_db", max_db, min_db)
 
     def forward(self, spectrograms, targets, generator=None):
         batch = spectrograms.shape[0]

@@ -7,8 +7,6 @@ order, so the three can feed the same pipeline.
 
 from __future__ import annotations
 
-import math
-import numbers
 import os
 from pathlib import Path
 
@@ -17,6 +15,7 @@ import pandas as pd
 from scipy.signal import lfilter
 from sklearn.utils import check_random_state
 
+from ._validation import check_integer, check_real
 from .audio import AUDIO_EXTENSIONS, AudioError, audio_files
 
 __all__ = ["load_folder", "load_manifest", "make_birdsong"]
@@ -27,11 +26,6 @@ SONG_PATTERNS = ("upsweep", "downsweep", "trill", "warble")
 _GOLDEN = 0.6180339887
 _LOWEST_PITCH_HZ, _HIGHEST_PITCH_HZ = 1200.0, 9000.0
 _FIRST_DISTRACTOR = 10_000  # species indices from here on sing but are never labelled
-
-
-def _is_number(value) -> bool:
-    """A finite real number (not a bool, a string or NaN)."""
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _species_song(index: int) -> dict:
@@ -137,25 +131,34 @@ def make_birdsong(
     >>> X.shape, Y.shape, names
     ((4, 32000), (4, 3), ['species_00', 'species_01', 'species_02'])
     """
-    for name, value in [("n_samples", n_samples), ("n_classes", n_classes)]:
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}.")
-    if (
-        isinstance(sample_rate, bool)
-        or not isinstance(sample_rate, (int, np.integer))
-        or (sample_rate < 4000)
-    ):
-        raise ValueError(f"sample_rate must be an integer >= 4000 Hz, got {sample_rate!r}.")
-    if not (_is_number(duration) and duration * sample_rate >= 1):
-        raise ValueError(
+    n_samples = check_integer(n_samples, "n_samples", min_val=1)
+    n_classes = check_integer(n_classes, "n_classes", min_val=1)
+    sample_rate = check_integer(
+        sample_rate,
+        "sample_rate",
+        min_val=4000,
+        message=f"sample_rate must be an integer >= 4000 Hz, got {sample_rate!r}.",
+    )
+    duration = check_real(
+        duration,
+        "duration",
+        min_val=1 / sample_rate,
+        message=(
             f"duration must be a number of seconds holding at least one sample "
             f"(>= 1/sample_rate = {1 / sample_rate:.3g} s), got {duration!r}."
-        )
-    if not (_is_number(n_labels) and 1 <= n_labels <= n_classes):
-        raise ValueError(f"n_labels must be between 1 and n_classes={n_classes}, got {n_labels!r}.")
-    for name, value in [("noise", noise), ("distractors", distractors)]:
-        if not (_is_number(value) and value >= 0):
-            raise ValueError(f"{name} must be a number >= 0, got {value!r}.")
+        ),
+    )
+    n_labels = check_real(
+        n_labels,
+        "n_labels",
+        min_val=1,
+        max_val=n_classes,
+        message=f"n_labels must be between 1 and n_classes={n_classes}, got {n_labels!r}.",
+    )
+    noise, distractors = (
+        check_real(value, name, min_val=0, message=f"{name} must be a number >= 0, got {value!r}.")
+        for name, value in [("noise", noise), ("distractors", distractors)]
+    )
 
     rng = check_random_state(random_state)
     n_times = int(round(duration * sample_rate))

@@ -7,8 +7,6 @@ targets, which is what bird recordings have (a primary species and background on
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
@@ -16,6 +14,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils import Bunch, get_tags
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
+from ._validation import check_real
 from .targets import check_no_missing_labels, target_kind
 
 __all__ = ["VotingClassifier"]
@@ -130,11 +129,14 @@ class VotingClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(f"estimator names must be unique, got {names}.")
         if self.voting not in VOTING:
             raise ValueError(f"voting must be one of {VOTING}, got {self.voting!r}.")
-        threshold = self.threshold
-        if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real):
-            threshold = np.nan
-        if not 0 < threshold <= 1:
-            raise ValueError(f"threshold must be a number in (0, 1], got {self.threshold!r}.")
+        check_real(
+            self.threshold,
+            "threshold",
+            min_val=0,
+            max_val=1,
+            include_boundaries="right",
+            message=f"threshold must be a number in (0, 1], got {self.threshold!r}.",
+        )
         weights = np.ones(len(names)) if self.weights is None else np.asarray(self.weights, float)
         if weights.shape != (len(names),) or (weights < 0).any() or weights.sum() == 0:
             raise ValueError(

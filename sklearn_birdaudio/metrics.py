@@ -15,13 +15,13 @@ scores (an estimator's ``classes_``). Scores are probabilities ``(n_samples, n_c
 from __future__ import annotations
 
 import inspect
-import math
-import numbers
 from collections.abc import Callable
 
 import numpy as np
 from sklearn.metrics import average_precision_score, f1_score
 from sklearn.metrics import get_scorer as sklearn_get_scorer
+
+from ._validation import check_integer, check_real
 
 __all__ = [
     "SCORERS",
@@ -194,10 +194,12 @@ def padded_cmap(y_true, y_score, padding_factor: int = 5, *, classes=None) -> fl
     >>> padded_cmap(y_true, y_score, padding_factor=1)  # mean of AP 1.0 and 0.75
     0.875
     """
-    if isinstance(padding_factor, bool) or not isinstance(padding_factor, int | np.integer):
-        raise ValueError(f"padding_factor must be a positive integer; got {padding_factor!r}.")
-    if padding_factor < 1:
-        raise ValueError(f"padding_factor must be a positive integer; got {padding_factor}.")
+    padding_factor = check_integer(
+        padding_factor,
+        "padding_factor",
+        min_val=1,
+        message=f"padding_factor must be a positive integer; got {padding_factor!r}.",
+    )
     targets, scores = _check_targets(y_true, y_score, classes)
     padding = np.ones((padding_factor, targets.shape[1]))
     return float(
@@ -252,12 +254,9 @@ def f1_at_threshold(
     """
     if average not in F1_AVERAGES:
         raise ValueError(f"average must be one of {F1_AVERAGES}; got {average!r}.")
-    if (
-        isinstance(threshold, bool)
-        or not isinstance(threshold, numbers.Real)
-        or not math.isfinite(threshold)
-    ):
-        raise ValueError(f"threshold must be a finite number; got {threshold!r}.")
+    check_real(
+        threshold, "threshold", message=f"threshold must be a finite number; got {threshold!r}."
+    )
     targets, scores = _check_targets(y_true, y_score, classes)
     predicted = (scores >= threshold).astype(np.int64)
     return float(f1_score(targets, predicted, average=average, zero_division=0))

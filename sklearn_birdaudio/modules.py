@@ -20,6 +20,8 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from ._validation import check_integer, check_real
+
 __all__ = [
     "AttentionCNN",
     "AttentionPooling",
@@ -231,15 +233,23 @@ class AttentionCNN(nn.Module):
         batch_norm: bool = True,
     ):
         super().__init__()
-        for name, value in [
-            ("n_classes", n_classes), ("n_mels", n_mels), ("in_channels", in_channels),
-            ("base_filters", base_filters), ("n_blocks", n_blocks), ("n_heads", n_heads),
-            ("stem_stride", stem_stride),
-        ]:  # fmt: skip
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"module__{name} must be a positive integer, got {value!r}.")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"module__dropout must be in [0, 1), got {dropout!r}.")
+        # NumPy integers (from a GridSearchCV grid) become the ints torch layers expect.
+        n_classes, n_mels, in_channels, base_filters, n_blocks, n_heads, stem_stride = (
+            check_integer(value, f"module__{name}", min_val=1)
+            for name, value in [
+                ("n_classes", n_classes), ("n_mels", n_mels), ("in_channels", in_channels),
+                ("base_filters", base_filters), ("n_blocks", n_blocks), ("n_heads", n_heads),
+                ("stem_stride", stem_stride),
+            ]
+        )  # fmt: skip
+        dropout = check_real(
+            dropout,
+            "module__dropout",
+            min_val=0.0,
+            max_val=1.0,
+            include_boundaries="left",
+            message=f"module__dropout must be in [0, 1), got {dropout!r}.",
+        )
         channels = [base_filters * 2**index for index in range(n_blocks)]
         if channels[-1] % n_heads:
             raise ValueError(
