@@ -53,7 +53,6 @@ from sklearn_birdaudio import (
     load_manifest,
     make_small_data_pipeline,
 )
-from sklearn_birdaudio import detection as package_detection
 from sklearn_birdaudio.classifier import inference_module
 from sklearn_birdaudio.recipes import small_data_recipe
 
@@ -241,9 +240,9 @@ def main() -> None:
         model = models["small-data recipe network"]
         # What the read-ahead thread is worth here (by default it runs only when torch
         # leaves a core free), and one file per core.
-        package_detection.READ_AHEAD = True
-        ahead = measure_detect("small-data recipe network, fused, read-ahead forced", model, device)
-        package_detection.READ_AHEAD = None
+        ahead = measure_detect(
+            "small-data recipe network, fused, read-ahead forced", model, device, read_ahead=True
+        )
         plain = one_file["small-data recipe network", "fused", device]
         add("detect(), read-ahead thread forced on", device, f"{ahead / plain:.2f}x", "")
         if device == "cpu":

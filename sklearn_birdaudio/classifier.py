@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import numbers
 import os
 
 import numpy as np
@@ -34,12 +33,14 @@ from skorch.dataset import ValidSplit, unpack_data
 from skorch.history import History
 from skorch.utils import to_tensor
 
+from ._validation import check_integer, check_real
 from .augment import make_augmentation
 from .checkpoints import TrainingCheckpoint, _read_checkpoint, describe_run
 from .devices import resolve_device
 from .inference import _check_inference, cached_inference_module, inference_module
 from .losses import MaskedBCEWithLogitsLoss
 from .modules import AttentionCNN
+from .spec import AudioSpec, spec_of
 from .targets import check_no_missing_labels, target_kind
 from .training import RandomWindows, _n_valid_frames, validation_map, window_starts
 
@@ -102,8 +103,6 @@ class AttentionCNNClassifier(ClassifierMixin, NeuralNet):
         encoded for them, and mixup makes them soft. Seeded by ``random_state``.
     aggregation : {"max", "mean"}, default="max"
         How a recording's window logits become its logit.
-    sample_rate, hop_length : int, default=32000, 512
-        Those of the spectrograms (the transformer's), to turn seconds into frames.
     threshold : float, default=0.5
         Probability at which ``predict`` says a class is present (multi-label).
     predict_batch_size : int or None, default=None
@@ -160,6 +159,13 @@ class AttentionCNNClassifier(ClassifierMixin, NeuralNet):
         Whether ``y`` was an indicator matrix.
     n_mels_ : int
         Mel bands of the training spectrograms.
+    audio_spec_ : AudioSpec
+        The spec of the training spectrograms (what
+        :class:`~sklearn_birdaudio.MelSpectrogramTransformer` made them with: they carry
+        it), with the window this classifier scores. It turns ``window_seconds`` into
+        frames; spectrograms of another sample rate or hop are refused at prediction.
+        Plain arrays that carry no spec are taken as the default front end's (32 kHz,
+        hop 512): wrap others in :class:`~sklearn_birdaudio.Spectrograms`.
     n_features_in_ : int
         The same number, by scikit-learn's name: the mel bands are the features of each
         frame (the number of frames may vary).
@@ -169,13 +175,13 @@ class AttentionCNNClassifier(ClassifierMixin, NeuralNet):
     Examples
     --------
     >>> import numpy as np
-    >>> from sklearn_birdaudio import AttentionCNNClassifier
+    >>> from sklearn_birdaudio import AttentionCNNClassifier, AudioSpec, Spectrograms
     >>> spectrograms = np.random.default_rng(0).normal(size=(8, 1, 16, 40))
     >>> cnn = AttentionCNNClassifier(
     ...     module__base_filters=4, module__n_blocks=2, module__n_heads=2, max_epochs=2,
     ...     validation_fraction=None, window_seconds=1.0, overlap_seconds=0.5,
-    ...     sample_rate=16000, hop_length=512, random_state=0, verbose=0,
-    ... ).fit(spectrograms, ["wren", "owl"] * 4)
+    ...     random_state=0, verbose=0,
+    ... ).fit(Spectrograms(spectrograms, AudioSpec(sample_rate=16000)), ["wren", "owl"] * 4)
     >>> cnn.predict_proba(spectrograms).shape
     (8, 2)
     >>> cnn.classes_.tolist()
@@ -198,8 +204,6 @@ class AttentionCNNClassifier(ClassifierMixin, NeuralNet):
         crops_per_recording: int = 1,
         augment=None,
         aggregation: str = "max",
-        sample_rate: int = 32000,
-        hop_length: int = 512,
         threshold: float = 0.5,
         predict_batch_size: int | None = None,
         inference: str = "fused",
@@ -229,8 +233,6 @@ class AttentionCNNClassifier(ClassifierMixin, NeuralNet):
         self.crops_per_recording = crops_per_recording
         self.augment = augment
         self.aggregation = aggregation
-        self.sample_rate = sample_rate
-        self.hop_length = hop_length
         self.threshold = threshold
         self.predict_batch_size = predict_batch_size
         self.inference = inference
@@ -269,6 +271,11 @@ class AttentionCNNClassifier(ClassifierMixin, NeuralNet):
 
     def __setstate__(self, state):
         state.setdefault("inference", "fused")  # pickled before the parameter existed
+        # Pickled when the classifier kept its own copy of the front end's framing.
+        legacy = {name: state.pop(name) for name in ("sample_rate", "hop_length") if name in state}
+        if legacy and "n_mels_" in state and "audio_spec_" not in state:
+            spec = AudioSpec(**legacy, window_seconds=None, clip_seconds=None)
+            state["audio_spec_"] = spec.replace(window_seconds=float(state["window_seconds"]))
         requested = state["device"]
         if requested not in (None, "auto"):
             # skorch maps tensors saved on an unavailable CUDA device to the CPU and sets
@@ -282,7 +289,22 @@ class AttentionCNNClassifier(ClassifierMixin, NeuralNet):
 
     # -- inputs and targets -------------------------------------------------------------
     def _check_spectrograms(self, X, reset: bool) -> np.ndarray:
-        """Validate spectrograms: float32 (n, 1, n_mels, n_frames), NaN only as padding."""
+        """Validate spectrograms: float32 (n, 1, n_mels, n_frames), NaN only as padding.
+
+        With ``reset``, learn the spec ``X`` carries (``audio_spec_``); otherwise refuse
+        spectrograms framed otherwise than those it was fitted on.
+        """
+        carried = spec_of(X)
+        if reset:
+            self.audio_spec_ = self.learned_spec(carried)
+        elif carried is not None and not carried.frames_match(self.audio_spec_):
+            raise ValueError(
+                f"X holds spectrograms at sample_rate={carried.sample_rate}, "
+                f"hop_length={carried.hop_length}, but {type(self).__name__} was fitted on "
+                f"sample_rate={self.audio_spec_.sample_rate}, "
+                f"hop_length={self.audio_spec_.hop_length}: its windows would cover other "
+                "lengths of audio. Use the MelSpectrogramTransformer settings of the fit."
+            )
         if scipy.sparse.issparse(X):
             raise TypeError(
                 f"X is a sparse {type(X).__name__}; sparse input is not supported: expected "
@@ -423,36 +445,41 @@ class AttentionCNNClassifier(ClassifierMixin, NeuralNet):
         return f"{kind} of the classes {self.classes_.tolist()}"
 
     def _check_params(self) -> None:
-        for name in ("max_epochs", "sample_rate", "hop_length", "crops_per_recording"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+        for name in ("max_epochs", "crops_per_recording"):
+            check_integer(getattr(self, name), name, min_val=1)
         if self.aggregation not in AGGREGATIONS:
             raise ValueError(
                 f"aggregation must be one of {AGGREGATIONS}, got {self.aggregation!r}."
             )
-        if not (self.window_seconds > 0 and 0 <= self.overlap_seconds < self.window_seconds):
-            raise ValueError(
-                f"window_seconds must be > 0 and 0 <= overlap_seconds < window_seconds, got "
-                f"window_seconds={self.window_seconds!r}, overlap_seconds={self.overlap_seconds!r}."
-            )
-        if self.validation_fraction is not None and not 0 < self.validation_fraction < 1:
-            raise ValueError(
-                f"validation_fraction must be in (0, 1) or None, got {self.validation_fraction!r}."
-            )
-        if not 0 < self.threshold < 1:
-            raise ValueError(f"threshold must be in (0, 1), got {self.threshold!r}.")
+        window_message = (
+            f"window_seconds must be > 0 and 0 <= overlap_seconds < window_seconds, got "
+            f"window_seconds={self.window_seconds!r}, overlap_seconds={self.overlap_seconds!r}."
+        )
+        window = check_real(
+            self.window_seconds, "window_seconds", min_val=0, include_boundaries="neither",
+            message=window_message,
+        )  # fmt: skip
+        check_real(
+            self.overlap_seconds, "overlap_seconds", min_val=0, max_val=window,
+            include_boundaries="left", message=window_message,
+        )  # fmt: skip
+        check_real(
+            self.validation_fraction, "validation_fraction", min_val=0, max_val=1,
+            include_boundaries="neither", allow_none=True,
+            message=f"validation_fraction must be in (0, 1) or None, got "
+            f"{self.validation_fraction!r}.",
+        )  # fmt: skip
+        check_real(
+            self.threshold, "threshold", min_val=0, max_val=1, include_boundaries="neither",
+            message=f"threshold must be in (0, 1), got {self.threshold!r}.",
+        )  # fmt: skip
         _check_inference(self.inference)
         make_augmentation(self.augment)  # raises on what it cannot use
-        size = self.predict_batch_size
-        if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
-            raise ValueError(
-                f"predict_batch_size must be a positive integer or None, got {size!r}."
-            )
+        check_integer(self.predict_batch_size, "predict_batch_size", min_val=1, allow_none=True)
 
     @property
     def _window_frames(self) -> int:
-        return 1 + int(round(self.window_seconds * self.sample_rate)) // self.hop_length
+        return self.audio_spec_.frames(self.window_seconds)
 
     @property
     def _predict_batch_size(self) -> int:
@@ -466,8 +493,17 @@ class AttentionCNNClassifier(ClassifierMixin, NeuralNet):
 
     @property
     def _hop_frames(self) -> int:
-        hop_seconds = self.window_seconds - self.overlap_seconds
-        return max(1, int(round(hop_seconds * self.sample_rate / self.hop_length)))
+        return self.audio_spec_.hop_frames(self.window_seconds - self.overlap_seconds)
+
+    def learned_spec(self, spec: AudioSpec | None) -> AudioSpec:
+        """The spec this classifier takes from data of ``spec`` (``None``: the default's).
+
+        Its window is the clip's when the front end crops (each input is one window),
+        else ``window_seconds``.
+        """
+        spec = AudioSpec() if spec is None else spec
+        window = spec.clip_seconds if spec.clip_seconds is not None else self.window_seconds
+        return spec.replace(window_seconds=float(window))
 
     # -- skorch hooks -------------------------------------------------------------------
     def initialize_module(self):

@@ -19,24 +19,17 @@ model's pipeline pads it as it pads short training clips) and reported with its 
 
 from __future__ import annotations
 
-import contextlib
-import copy
 import logging
-import math
-import numbers
 import os
-import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import torch
-from sklearn.utils.validation import check_is_fitted
 from tqdm.auto import tqdm
 
+from ._validation import check_integer, is_real_number
 from .audio import (
     AUDIO_EXTENSIONS,
     AudioError,
@@ -44,9 +37,18 @@ from .audio import (
     _check_rate,
     audio_files,
     audio_info,
-    stream_audio,
 )
-from .features import MelSpectrogramTransformer
+from .detections import Detections
+from .execution import effective_n_jobs, run_in_threads, should_read_ahead
+from .scoring import (
+    FileResult,
+    FileScorer,
+    check_model,
+    quiet_model,
+    score_windows,
+    window_grid,
+)
+from .spec import AudioSpec, get_audio_spec
 from .tables import COLUMNS
 
 __all__ = ["WindowScores", "detect", "window_scores"]
@@ -58,298 +60,15 @@ PROGRESS_FORMAT = (  # seconds of audio, rounded
     "[{elapsed}<{remaining}, {rate_fmt}{postfix}]"
 )
 UNKNOWN_TOTAL_FORMAT = "{desc}: {n:.0f} s audio [{elapsed}, {rate_fmt}{postfix}]"
-READ_BLOCK_SECONDS = 60.0  # audio decoded per read; bounds memory with the batch
-# Batches of windows a background thread decodes, resamples and cuts while the model
-# scores the current one, and when: None reads ahead only when torch leaves a core free
-# (on 2 cores with torch on both, reading ahead measured 0.88x to 1.03x in
-# benchmarks/speed.py; with one torch thread, 1.1x to 1.5x, ad hoc), True and False
-# force it.
-READ_AHEAD_BATCHES = 1
-READ_AHEAD: bool | None = None
-MAX_WINDOW_SAMPLES = 2**62  # longer windows than any recording (and than a float can count)
+NO_SPEC = AudioSpec(window_seconds=None, clip_seconds=None)  # a model that does not say
 
 
-# -- what the model expects -------------------------------------------------------------
-
-
-def _members(model) -> list:
-    """The estimators inside ``model``: pipeline steps and ensemble members, recursively."""
-    children = []
-    if hasattr(model, "steps"):
-        children = [step for _, step in model.steps if step not in (None, "passthrough")]
-    elif hasattr(model, "estimators_"):
-        children = list(model.estimators_)
-    return [model, *(member for child in children for member in _members(child))]
-
-
-def quiet_model(model):
-    """``model``, or a copy of it whose members show no progress of their own.
-
-    :func:`detect` calls it on every call; a caller that calls ``detect`` many times
-    (once per file) calls it once first, so that the model is copied once.
-    """
-    if not any(getattr(member, "verbose", 0) for member in _members(model)):
-        return model
-    model = copy.deepcopy(model)
-    for member in _members(model):
-        if getattr(member, "verbose", 0):
-            member.verbose = 0
-    return model
-
-
-def _pipelines(model) -> list:
-    """The leaf pipelines (or lone estimators) whose outputs an ensemble combines."""
-    if hasattr(model, "estimators_") and not hasattr(model, "steps"):
-        return [leaf for member in model.estimators_ for leaf in _pipelines(member)]
-    return [model]
-
-
-@dataclass(frozen=True)
-class _ModelAudio:
-    """What a fitted model expects of the audio windows it is given."""
-
-    sample_rate: int  # of the waveforms the model takes
-    window_seconds: float | None  # its window; None when it cannot be told
-    max_window_seconds: float | None  # longer windows would be cropped by the model
-    frequency_range: tuple[float, float] | None
-
-
-def _model_audio(model) -> _ModelAudio:
-    """Read the sample rate, window and band of a fitted model's mel front end(s)."""
-    settings = []
-    for pipeline in _pipelines(model):
-        members = _members(pipeline)
-        # Front ends that are not log-mels (BirdNET's) say what they take themselves.
-        settings += [m._audio_settings() for m in members if hasattr(m, "_audio_settings")][:1]
-        mels = [m for m in members if isinstance(m, MelSpectrogramTransformer)]
-        if not mels:
-            continue
-        mel = mels[0]
-        windows = [m.window_seconds for m in members if hasattr(m, "window_seconds")]
-        window = mel.duration if mel.duration is not None else (windows[0] if windows else None)
-        fmax = mel.fmax if mel.fmax is not None else mel.sample_rate / 2
-        settings.append(
-            (mel.input_sample_rate or mel.sample_rate, window, mel.duration, (mel.fmin, fmax))
-        )
-    if not settings:
-        return _ModelAudio(32000, None, None, None)
-    rates = {rate for rate, *_ in settings}
-    if len(rates) > 1:
-        raise ValueError(
-            f"The model's pipelines take waveforms at different sample rates {sorted(rates)}; "
-            "detect needs one rate for all of them."
-        )
-    windows = {window for _, window, _, _ in settings if window is not None}
-    crops = [duration for _, _, duration, _ in settings if duration is not None]
-    lows, highs = zip(*(band for *_, band in settings), strict=True)
-    return _ModelAudio(
-        sample_rate=rates.pop(),
-        window_seconds=windows.pop() if len(windows) == 1 else None,
-        max_window_seconds=min(crops) if crops else None,
-        frequency_range=(float(min(lows)), float(max(highs))),
-    )
-
-
-@dataclass(frozen=True)
-class _Grid:
-    """The window grid in samples at the model's sample rate."""
-
-    sample_rate: int
-    window: int
-    hop: int
-
-
-def _is_number(value) -> bool:
-    """A finite real number, not a bool (``True`` is no length or probability)."""
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _make_grid(model_audio: _ModelAudio, window_seconds, overlap_seconds) -> _Grid:
-    if window_seconds is None:
-        window_seconds = model_audio.window_seconds
-        if window_seconds is None:
-            raise ValueError(
-                "window_seconds could not be read from the model (its pipelines disagree or "
-                "have no MelSpectrogramTransformer); pass window_seconds explicitly."
-            )
-    if not _is_number(window_seconds) or window_seconds <= 0:
-        raise ValueError(f"window_seconds must be a positive number, got {window_seconds!r}.")
-    limit = model_audio.max_window_seconds
-    if limit is not None and window_seconds > limit + 1e-9:
-        raise ValueError(
-            f"window_seconds={window_seconds} is longer than the model's clips "
-            f"(MelSpectrogramTransformer(duration={limit})), which would crop each window and "
-            f"ignore part of the audio; expected window_seconds <= {limit}."
-        )
-    if not (_is_number(overlap_seconds) and 0 <= overlap_seconds < window_seconds):
-        raise ValueError(
-            f"overlap_seconds must be >= 0 and below window_seconds={window_seconds}, got "
-            f"{overlap_seconds!r}."
-        )
-    rate = model_audio.sample_rate
-    window = _n_samples(window_seconds, rate)
-    hop = _n_samples(window_seconds - overlap_seconds, rate)
-    return _Grid(rate, window, min(hop, window))
-
-
-def _n_samples(seconds: float, rate: int) -> int:
-    """Samples in ``seconds`` (at least 1); a window of 1e300 s is one window, not an error."""
-    return max(1, int(round(min(seconds * rate, MAX_WINDOW_SAMPLES))))
-
-
-# -- windows of a stream ----------------------------------------------------------------
-
-
-def _windows(blocks: Iterator[np.ndarray], grid: _Grid) -> Iterator[tuple[int, np.ndarray]]:
-    """``(start sample, window)`` of the grid over a stream of mono blocks.
-
-    Only the samples of the current window (and one block) are held. The last window is
-    cut at the end of the audio (shorter than ``grid.window``) when it runs past it.
-    """
-    buffer = np.empty(0, dtype=np.float32)
-    buffer_start = 0  # sample index of buffer[0]
-    next_start = 0
-    for block in blocks:
-        buffer = np.concatenate([buffer, block]) if buffer.size else block
-        while next_start + grid.window <= buffer_start + buffer.shape[0]:
-            offset = next_start - buffer_start
-            yield next_start, buffer[offset : offset + grid.window]  # a view: no copy
-            next_start += grid.hop
-        consumed = min(next_start - buffer_start, buffer.shape[0])
-        buffer, buffer_start = buffer[consumed:], buffer_start + consumed
-    end = buffer_start + buffer.shape[0]
-    # A window that ran past the end: only when the previous one did not reach it.
-    if next_start < end and (next_start == 0 or next_start - grid.hop + grid.window < end):
-        yield next_start, buffer[next_start - buffer_start :].copy()
-
-
-class _ReadAhead:
-    """Iterate ``blocks`` with up to ``depth`` of them produced ahead in a thread.
-
-    Decoding and resampling run in native code that releases the GIL, so the next batch
-    of windows is read while the model scores this one. Items and exceptions arrive in
-    order: an error part-way through a file is raised where the plain iterator would
-    raise it. Closing the iterator (or dropping it) stops the thread.
-    """
-
-    _END = object()
-
-    def __init__(self, blocks: Iterator[np.ndarray], depth: int):
-        self._queue = queue.Queue(maxsize=depth)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._read, args=(blocks,), daemon=True)
-        self._thread.start()
-
-    def _put(self, item) -> bool:
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def _read(self, blocks) -> None:
-        try:
-            for block in blocks:
-                if not self._put((block, None)):
-                    return
-        except BaseException as error:  # handed to the consumer, raised there
-            self._put((None, error))
-            return
-        finally:
-            close = getattr(blocks, "close", None)
-            if close is not None and self._stop.is_set():
-                close()
-        self._put((self._END, None))
-
-    def __iter__(self):
-        try:
-            while True:
-                block, error = self._queue.get()
-                if error is not None:
-                    raise error
-                if block is self._END:
-                    return
-                yield block
-        finally:
-            self._stop.set()
-
-
-def _batches(windows, batch_size: int) -> Iterator[tuple[list[int], list[np.ndarray]]]:
-    """``(starts, windows)`` in batches of ``batch_size`` (the last one may be shorter).
-
-    When reading fails part-way (an :class:`AudioError` from ``windows``), the windows
-    already cut are yielded as one last batch before the error is raised, so that they are
-    scored rather than lost with the batch they were waiting in.
-    """
-    starts, batch = [], []
-    try:
-        for start, window in windows:
-            starts.append(start)
-            batch.append(window)
-            if len(batch) == batch_size:
-                yield starts, batch
-                starts, batch = [], []
-    except AudioError:
-        if batch:
-            yield starts, batch
-        raise
-    if batch:
-        yield starts, batch
-
-
-def _read_ahead(n_workers: int = 1) -> bool:
-    """Whether to read ahead: as ``READ_AHEAD`` says, or if torch leaves a core free."""
-    if READ_AHEAD is not None:
-        return bool(READ_AHEAD)
-    return n_workers * torch.get_num_threads() < (os.cpu_count() or 1)
-
-
-def _score_stream(
-    model, source, grid: _Grid, batch_size: int, input_sample_rate, read_ahead: bool = False
-):
-    """Yield ``(starts, ends, probabilities)`` per batch of windows of one recording.
-
-    Starts and ends are sample indices; the last window's end is the recording's length.
-    With ``read_ahead``, the next batch is read in a thread while the model scores. An
-    :class:`AudioError` part-way through is raised after every window cut before it has
-    been scored and yielded.
-    """
-    blocks = stream_audio(
-        source,
-        block_seconds=READ_BLOCK_SECONDS,
-        sample_rate=grid.sample_rate,
-        # the rate of waveforms only: a file's rate is in its header
-        source_rate=None if isinstance(source, (str, os.PathLike)) else input_sample_rate,
-    )
-    batches = _batches(_windows(blocks, grid), batch_size)
-    if read_ahead and READ_AHEAD_BATCHES > 0:
-        # Whole batches ahead, not blocks: the model then scores one batch while the
-        # next is decoded (a block of 60 s is a fifth of a batch of 64 five-second windows).
-        batches = iter(_ReadAhead(batches, READ_AHEAD_BATCHES))
-    for starts, batch in batches:
-        probabilities = _finite(np.asarray(model.predict_proba(batch), dtype=np.float64))
-        ends = [start + window.shape[0] for start, window in zip(starts, batch, strict=True)]
-        yield np.asarray(starts), np.asarray(ends), probabilities
-
-
-def _finite(probabilities: np.ndarray) -> np.ndarray:
-    """``probabilities``; ``ValueError`` if any is NaN or infinite.
-
-    A model with NaN weights (a corrupt model file) returns NaN probabilities, which no
-    threshold passes: detect would write tables without rows and report success. The
-    error makes it the file's error instead.
-    """
-    finite = np.isfinite(probabilities).reshape(len(probabilities), -1).all(axis=1)
-    if not finite.all():
-        raise ValueError(
-            f"the model returned non-finite scores (NaN or infinite) for "
-            f"{int((~finite).sum())} of {len(finite)} windows in a batch; expected "
-            "probabilities in [0, 1]: the model file may be corrupt (retrain it or "
-            "restore a good copy)."
-        )
-    return probabilities
+def _model_spec(model) -> tuple[AudioSpec, tuple[float, float] | None]:
+    """The fitted model's spec and its band (``None`` when the model does not say)."""
+    spec = get_audio_spec(model)
+    if spec is None:
+        return NO_SPEC, None
+    return spec, spec.frequency_range
 
 
 def _check_input_sample_rate(input_sample_rate) -> None:
@@ -357,22 +76,8 @@ def _check_input_sample_rate(input_sample_rate) -> None:
         _check_rate(input_sample_rate, "input_sample_rate")
 
 
-def _check_batch_size(batch_size) -> None:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
-
-
-def _check_model(model) -> np.ndarray:
-    if not hasattr(model, "predict_proba"):
-        raise TypeError(
-            f"model must be a fitted classifier with predict_proba (a Pipeline of "
-            f"MelSpectrogramTransformer and AttentionCNNClassifier, or an ensemble of them), "
-            f"got {type(model).__name__}."
-        )
-    check_is_fitted(model)
-    return np.asarray(model.classes_)
+def _check_batch_size(batch_size) -> int:
+    return check_integer(batch_size, "batch_size", min_val=1)
 
 
 # -- one recording ----------------------------------------------------------------------
@@ -410,10 +115,12 @@ class WindowScores:
 def window_scores(
     model,
     source,
+    *,
     window_seconds: float | None = None,
     overlap_seconds: float = 0.0,
     batch_size: int = 64,
     input_sample_rate: int | None = None,
+    read_ahead: bool | None = None,
 ) -> WindowScores:
     """Score every window of one recording: the per-window score matrix and its time axis.
 
@@ -434,6 +141,9 @@ def window_scores(
         Windows scored at once.
     input_sample_rate : int, optional
         Sample rate of an array ``source``; by default the rate the model takes.
+    read_ahead : bool or None, default=None
+        Decode the next batch of windows in a thread while the model scores this one;
+        ``None`` does when torch leaves a core free (see :func:`detect`).
 
     Returns
     -------
@@ -446,16 +156,18 @@ def window_scores(
     AudioError
         If the recording cannot be read.
     """
-    classes = _check_model(model)
-    _check_batch_size(batch_size)
+    classes = check_model(model)
+    batch_size = _check_batch_size(batch_size)
     _check_input_sample_rate(input_sample_rate)
-    grid = _make_grid(_model_audio(model), window_seconds, overlap_seconds)
-    parts = list(
-        _score_stream(
-            quiet_model(model), source, grid, batch_size, input_sample_rate, _read_ahead()
-        )
+    grid = window_grid(_model_spec(model)[0], window_seconds, overlap_seconds)
+    starts, ends, scores = score_windows(
+        quiet_model(model),
+        source,
+        grid,
+        batch_size,
+        input_sample_rate,
+        should_read_ahead(read_ahead),
     )
-    starts, ends, scores = (np.concatenate(arrays) for arrays in zip(*parts, strict=True))
     return WindowScores(
         start_s=starts / grid.sample_rate,
         end_s=ends / grid.sample_rate,
@@ -470,7 +182,7 @@ def window_scores(
 
 def _thresholds(classes: np.ndarray, min_confidence, thresholds) -> np.ndarray:
     """Per-class thresholds: ``min_confidence`` overridden by the ``thresholds`` mapping."""
-    if not (_is_number(min_confidence) and 0 <= min_confidence <= 1):
+    if not (is_real_number(min_confidence) and 0 <= min_confidence <= 1):
         raise ValueError(f"min_confidence must be a number in [0, 1], got {min_confidence!r}.")
     per_class = np.full(len(classes), float(min_confidence))
     if thresholds is None:
@@ -487,7 +199,7 @@ def _thresholds(classes: np.ndarray, min_confidence, thresholds) -> np.ndarray:
             f"{[str(label) for label in classes]}."
         )
     for name, value in thresholds.items():
-        if not (_is_number(value) and 0 <= value <= 1):
+        if not (is_real_number(value) and 0 <= value <= 1):
             raise ValueError(f"thresholds[{name!r}] must be a number in [0, 1], got {value!r}.")
         per_class[column[str(name)]] = float(value)
     return per_class
@@ -553,70 +265,6 @@ def _expected_seconds(source, sample_rate: int, input_sample_rate) -> float:
         return 0.0
 
 
-@dataclass
-class _FileResult:
-    """One recording's result: ``duration_s`` is the seconds scored (None: nothing was) and
-    ``error`` why reading stopped (None: it reached the end); a file that failed part-way
-    has both."""
-
-    name: str
-    detections: pd.DataFrame
-    duration_s: float | None
-    error: str | None
-
-
-def _detect_one(
-    model,
-    source,
-    name,
-    grid,
-    per_class,
-    classes,
-    batch_size,
-    input_sample_rate,
-    progress=None,
-    read_ahead: bool = False,
-):
-    """Detections of one recording; an unreadable one gives its error instead of raising.
-
-    Detections from the part of a file before a decoding error are kept: every window cut
-    before the error is scored, and ``duration_s`` is the end of the last one (the seconds
-    scored), so a file that failed part-way has both a duration and an error. ``progress``
-    is called with the seconds of audio scored by each batch.
-    """
-    frames, end, error = [], 0, None
-    try:
-        for starts, ends, probabilities in _score_stream(
-            model, source, grid, batch_size, input_sample_rate, read_ahead
-        ):
-            window_index, class_index = np.nonzero(probabilities >= per_class)
-            frames.append(
-                pd.DataFrame(
-                    {
-                        "file": name,
-                        "start_s": starts[window_index] / grid.sample_rate,
-                        "end_s": ends[window_index] / grid.sample_rate,
-                        "label": classes[class_index],
-                        "confidence": probabilities[window_index, class_index],
-                    }
-                )
-            )
-            if progress is not None:
-                progress((int(ends[-1]) - end) / grid.sample_rate)
-            end = int(ends[-1])
-    except AudioError as exception:
-        error = str(exception)
-        if end:
-            logger.warning(
-                "stopped reading %s after %.1f s: %s", name, end / grid.sample_rate, error
-            )
-        else:
-            logger.warning("skipped %s: %s", name, error)
-    detections = pd.concat(frames, ignore_index=True) if frames else None
-    duration = end / grid.sample_rate if end else None
-    return _FileResult(name, detections, duration, error)
-
-
 def _empty_detections(classes: np.ndarray) -> pd.DataFrame:
     dtypes = dict(zip(COLUMNS, [object, float, float, classes.dtype, float], strict=True))
     return pd.DataFrame({column: pd.Series(dtype=dtype) for column, dtype in dtypes.items()})
@@ -625,6 +273,7 @@ def _empty_detections(classes: np.ndarray) -> pd.DataFrame:
 def detect(
     model,
     sources,
+    *,
     window_seconds: float | None = None,
     overlap_seconds: float = 0.0,
     min_confidence: float = 0.1,
@@ -636,7 +285,8 @@ def detect(
     client=None,
     on_file: Callable[[pd.DataFrame], object] | None = None,
     species: Iterable[str] | None = None,
-) -> pd.DataFrame:
+    read_ahead: bool | None = None,
+) -> Detections:
     """Detect species in recordings of any length, window by window.
 
     Each recording is read block by block, cut into the window grid (see the module
@@ -697,17 +347,26 @@ def detect(
     species : iterable of str, optional
         Report only these classes (their names as in ``classes_``); the model still
         scores every class, and naming a class it lacks is an error.
+    read_ahead : bool or None, default=None
+        Decode, resample and cut the next batch of windows in a background thread while
+        the model scores this one. ``None`` does when torch leaves a core free (on 2
+        cores with torch on both, reading ahead measured 0.85x to 1.03x in
+        ``benchmarks/speed.py``; with one torch thread, 1.1x to 1.5x); ``True`` and
+        ``False`` force it.
+
     Returns
     -------
-    detections : pandas.DataFrame
-        Columns ``file, start_s, end_s, label, confidence``, one row per (recording,
-        window, class at or above its threshold), sorted by recording (input order),
-        window start, then decreasing confidence. ``file`` is the path as given, or
-        ``"array i"`` for the i-th source when it is a waveform. Its ``attrs`` hold:
+    detections : Detections
+        A :class:`pandas.DataFrame` with columns ``file, start_s, end_s, label,
+        confidence``, one row per (recording, window, class at or above its threshold),
+        sorted by recording (input order), window start, then decreasing confidence.
+        ``file`` is the path as given, or ``"array i"`` for the i-th source when it is a
+        waveform. Its metadata (attributes, also in ``attrs``) survive filtering and
+        :func:`pandas.concat` of several runs' results:
 
-        - ``"durations"``: ``{file: seconds}`` of every recording that was scored, even
+        - ``durations``: ``{file: seconds}`` of every recording that was scored, even
           those without detections;
-        - ``"errors"``: a list of ``{"file": ..., "error": ...}`` for recordings that
+        - ``errors``: a list of ``{"file": ..., "error": ...}`` for recordings that
           could not be read or scored. They are skipped (and logged) without stopping
           the others: unreadable audio, a recording too short to give one sample at the
           model's rate, any other exception while decoding or scoring it (its type and
@@ -716,7 +375,7 @@ def detect(
           fails part-way on its audio keeps the detections of the part before the
           error. Every source is in ``durations`` or here (or in both when it failed
           part-way);
-        - ``"frequency_range"``: ``(low Hz, high Hz)`` of the model's mel band, used by
+        - ``frequency_range``: ``(low Hz, high Hz)`` of the model's mel band, used by
           the Raven writer of :mod:`sklearn_birdaudio.tables`.
 
     Raises
@@ -732,13 +391,13 @@ def detect(
     window_scores : The full score matrix of one recording.
     sklearn_birdaudio.tables.write_detections : Write CSV, Raven and Audacity tables.
     """
-    classes = _check_model(model)
-    _check_batch_size(batch_size)
+    classes = check_model(model)
+    batch_size = _check_batch_size(batch_size)
     _check_input_sample_rate(input_sample_rate)
     if input_sample_rate is not None:  # for every waveform: refused once, not per file
         _check_audio_rate(int(input_sample_rate), None, "input_sample_rate")
-    model_audio = _model_audio(model)
-    grid = _make_grid(model_audio, window_seconds, overlap_seconds)
+    spec, frequency_range = _model_spec(model)
+    grid = window_grid(spec, window_seconds, overlap_seconds)
     per_class = _thresholds(classes, min_confidence, thresholds)
     if species is not None:
         per_class = _only_species(per_class, classes, species)
@@ -759,9 +418,9 @@ def detect(
         )
     if on_file is not None and not callable(on_file):
         raise TypeError(f"on_file must be callable, got {type(on_file).__name__}.")
-    arguments = (grid, per_class, classes, batch_size, input_sample_rate)
+    scorer = FileScorer(grid, per_class, classes, batch_size, input_sample_rate)
     model = quiet_model(model)  # one progress bar: detect's
-    assemble = _Assembly(names, classes, model_audio.frequency_range)
+    assemble = _Assembly(names, classes, frequency_range)
     results = {}
     expected_by_name = dict(zip(names, lengths, strict=True))
     with tqdm(
@@ -771,9 +430,12 @@ def detect(
         bar_format=PROGRESS_FORMAT if expected else UNKNOWN_TOTAL_FORMAT,
         disable=not verbose,
     ) as bar:
-        for result in _run(model, source_list, names, lengths, arguments, n_jobs, client, bar):
+        results_as_scored = _run(
+            scorer, model, source_list, names, lengths, n_jobs, client, bar, read_ahead
+        )
+        for result in results_as_scored:
             if result.duration_s is None and result.error is None:  # never dropped silently
-                result = _FileResult(
+                result = FileResult(
                     result.name,
                     None,
                     None,
@@ -794,13 +456,13 @@ def detect(
 
 @dataclass(frozen=True)
 class _Assembly:
-    """Turns per-file results into detect's table: sorted rows and ``attrs``."""
+    """Turns per-file results into detect's table: sorted rows and per-file metadata."""
 
     names: list[str]
     classes: np.ndarray
     frequency_range: tuple[float, float] | None
 
-    def __call__(self, results: list[_FileResult], errors: list[dict] = ()) -> pd.DataFrame:
+    def __call__(self, results: list[FileResult], errors: list[dict] = ()) -> Detections:
         frames = [result.detections for result in results if result.detections is not None]
         detections = (
             pd.concat(frames, ignore_index=True) if frames else _empty_detections(self.classes)
@@ -811,108 +473,48 @@ class _Assembly:
             ["_order", "start_s", "confidence"], ascending=[True, True, False], kind="stable"
         )
         detections = detections.drop(columns="_order").reset_index(drop=True)
-        detections.attrs["durations"] = {
-            result.name: result.duration_s for result in results if result.duration_s is not None
-        }
-        detections.attrs["errors"] = list(errors) + [
-            {"file": result.name, "error": result.error} for result in results if result.error
-        ]
-        detections.attrs["frequency_range"] = self.frequency_range
-        return detections
+        return Detections.from_rows(
+            detections,
+            durations={
+                result.name: result.duration_s
+                for result in results
+                if result.duration_s is not None
+            },
+            errors=list(errors)
+            + [{"file": result.name, "error": result.error} for result in results if result.error],
+            frequency_range=self.frequency_range,
+        )
 
 
 def _run(
-    model, source_list, names, lengths, arguments, n_jobs, client, bar
-) -> Iterator[_FileResult]:
+    scorer: FileScorer, model, source_list, names, lengths, n_jobs, client, bar, read_ahead
+) -> Iterator[FileResult]:
     """Score each source: in this thread, in ``n_jobs`` threads or on a Dask cluster.
 
     The progress bar advances per batch of windows here and in threads, per file on a
     cluster.
     """
     if client is not None:
-        from .distributed import detect_on_cluster
+        from .distributed import score_on_cluster
 
-        for result in detect_on_cluster(client, model, source_list, names, arguments):
+        for result in score_on_cluster(client, scorer, model, source_list, names):
             bar.update(result.duration_s or 0.0)
             yield result
         return
-    n_workers = min(len(source_list), _effective_n_jobs(n_jobs))
+    n_workers = min(len(source_list), effective_n_jobs(n_jobs))
     if n_workers <= 1:
+        ahead = should_read_ahead(read_ahead)
         for source, name in zip(source_list, names, strict=True):
-            yield _score_file(model, source, name, arguments, bar.update, _read_ahead())
+            yield scorer(model, source, name, progress=bar.update, read_ahead=ahead)
         return
-    yield from _run_in_threads(model, source_list, names, lengths, arguments, n_workers, bar)
-
-
-def _score_file(model, source, name, arguments, progress, read_ahead: bool) -> _FileResult:
-    """:func:`_detect_one`, with any failure of this one file as its error.
-
-    ``_detect_one`` lists unreadable audio itself; any other exception raised while
-    decoding or scoring the file (a ``MemoryError``, an error of the model) skips this
-    file, not the batch: the others' tables are kept. ``KeyboardInterrupt`` and
-    ``SystemExit`` are no ``Exception``: they still stop the call.
-    """
-    try:
-        return _detect_one(
-            model, source, name, *arguments, progress=progress, read_ahead=read_ahead
-        )
-    except Exception as error:
-        message = f"{name}: {type(error).__name__}"
-        if str(error):
-            message += f": {error}"
-        logger.error("skipped %s", message)
-        logger.debug("traceback of the error of %s", name, exc_info=True)
-        return _FileResult(name, None, None, message)
-
-
-def _run_in_threads(model, source_list, names, lengths, arguments, n_workers, bar):
-    """Score the sources in ``n_workers`` threads, longest first, results as they finish.
-
-    The heavy parts (decoding, resampling, FFTs, convolutions) release the GIL, so the
-    threads run in parallel without the start-up and pickling costs of processes. A model
-    is not safe to share between threads (a skorch net switches its ``device`` attribute
-    while predicting), so each thread scores with its own copy.
-    """
-    copies = threading.local()
     lock = threading.Lock()  # the bar is updated from several threads
 
     def progress(seconds):
         with lock:
             bar.update(seconds)
 
-    def score(source, name):
-        if not hasattr(copies, "model"):
-            copies.model = copy.deepcopy(model)
-        return _score_file(copies.model, source, name, arguments, progress, read_ahead)
-
+    # Longest first, so that no long file starts last. Each thread scores with its own
+    # copy of the model: models from outside the package need not be thread-safe.
     order = sorted(range(len(source_list)), key=lambda index: -lengths[index])
-    threads = max(1, (os.cpu_count() or 1) // n_workers)
-    with _torch_threads(threads):
-        read_ahead = _read_ahead(n_workers)
-        pool = ThreadPoolExecutor(n_workers, thread_name_prefix="detect")
-        try:
-            futures = [pool.submit(score, source_list[i], names[i]) for i in order]
-            for future in as_completed(futures):
-                yield future.result()
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
-
-
-@contextlib.contextmanager
-def _torch_threads(n_threads: int):
-    """Set torch's intra-op threads for the duration, then restore them."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(n_threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-def _effective_n_jobs(n_jobs) -> int:
-    if n_jobs is None:
-        return 1
-    if isinstance(n_jobs, bool) or not isinstance(n_jobs, (int, np.integer)) or n_jobs == 0:
-        raise ValueError(f"n_jobs must be a non-zero integer or None, got {n_jobs!r}.")
-    cores = os.cpu_count() or 1
-    return int(n_jobs) if n_jobs > 0 else max(1, cores + 1 + int(n_jobs))
+    items = [(source_list[index], names[index], progress) for index in order]
+    yield from run_in_threads(scorer, model, items, n_workers, read_ahead=read_ahead)

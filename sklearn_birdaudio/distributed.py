@@ -181,50 +181,47 @@ def set_torch_threads(client, n_threads: int | None = None) -> dict[str, int]:
     return plan
 
 
-def _score_on_worker(plan: dict[str, int], model, *arguments):
-    """One file's detections on a worker, with the worker's share of the cores."""
+def _score_on_worker(plan: dict[str, int], scorer, model, source, name):
+    """One file's result on a worker, with the worker's share of the cores."""
     from distributed import get_worker
 
-    from .detection import _detect_one
-
     _set_threads(plan, get_worker())
-    return _detect_one(model, *arguments)
+    return scorer(model, source, name)
 
 
-def detect_on_cluster(client, model, sources: list, names: list[str], arguments: tuple):
-    """Score each source as one task on ``client``'s cluster; results as they finish.
+def score_on_cluster(client, scorer, model, sources: list, names: list[str]) -> Iterator:
+    """``scorer(model, source, name)`` for each source as one task on ``client``'s cluster.
 
-    The model is scattered to every worker once (``broadcast=True``) and each task
-    refers to it by key, so it is not serialised again per file. A task that fails for
-    another reason than unreadable audio (a worker that died, say) gives that file's
-    error instead of stopping the others.
+    Results come as they finish. The model is scattered to every worker once
+    (``broadcast=True``) and each task refers to it by key, so it is not serialised again
+    per file. ``scorer`` is what to run (:class:`~sklearn_birdaudio.scoring.FileScorer`
+    for :func:`~sklearn_birdaudio.detect`); it turns a file's own failures into its
+    result. A task that fails on the cluster (a worker that died, say) gives that file's
+    error, built by ``scorer.failed(name, message)``, instead of stopping the others.
 
     Yields
     ------
-    result : detection._FileResult
+    result
+        What ``scorer`` returns, per source.
     """
     distributed = import_extra("distributed")
 
     plan = torch_threads_plan(client)
     [model_future] = client.scatter([model], broadcast=True, hash=False)
     futures = {
-        client.submit(
-            _score_on_worker, plan, model_future, source, name, *arguments, pure=False
-        ): name
+        client.submit(_score_on_worker, plan, scorer, model_future, source, name, pure=False): name
         for source, name in zip(sources, names, strict=True)
     }
     try:
-        yield from _gather(distributed.as_completed(futures), futures)
+        yield from _gather(distributed.as_completed(futures), futures, scorer)
     finally:
         for future in futures:
             future.cancel()
         model_future.release()
 
 
-def _gather(completed, futures: dict) -> Iterator:
+def _gather(completed, futures: dict, scorer) -> Iterator:
     """Each finished task's result; a task that failed on the cluster gives its error."""
-    from .detection import _FileResult
-
     for future in completed:
         name = futures[future]
         try:
@@ -232,6 +229,6 @@ def _gather(completed, futures: dict) -> Iterator:
         except Exception as error:  # the task itself failed on the cluster
             message = f"{name}: the task failed on the cluster: {type(error).__name__}: {error}"
             logger.error("skipped %s", message)
-            result = _FileResult(name, None, None, message)
+            result = scorer.failed(name, message)
         future.release()
         yield result

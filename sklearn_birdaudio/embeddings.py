@@ -45,8 +45,9 @@ from sklearn.utils.validation import check_is_fitted, check_memory
 from tqdm.auto import tqdm
 
 from .audio import stream_audio
-from .detection import _Grid, _windows
 from .features import _as_sources, _file_key, _input_name
+from .spec import AudioSpec
+from .windows import WindowGrid, cut_windows
 
 __all__ = ["BirdNETClassifier", "BirdNETEmbedder", "birdnet_model_path"]
 
@@ -229,7 +230,7 @@ class _EstimatorBase(BaseEstimator):
             source_rate=self.input_sample_rate or (None if _is_file(source) else SAMPLE_RATE),
         )
         embeddings, batch = [], []
-        for start, samples in _windows(blocks, _Grid(SAMPLE_RATE, window, hop)):
+        for start, samples in cut_windows(blocks, WindowGrid(SAMPLE_RATE, window, hop)):
             if start > 0 and samples.shape[0] < MIN_TAIL_SECONDS * SAMPLE_RATE:
                 break  # a short last window after earlier ones: dropped
             if samples.shape[0] < window:
@@ -244,9 +245,17 @@ class _EstimatorBase(BaseEstimator):
             raise ValueError(f"{name}: no audio samples; expected at least one.")
         return np.concatenate(embeddings)
 
-    def _audio_settings(self) -> tuple[int, float, float | None, tuple[float, float]]:
-        """What :func:`~sklearn_birdaudio.detect` gives the model: rate, window, band."""
-        return (self.input_sample_rate or SAMPLE_RATE, WINDOW_SECONDS, None, (0.0, 15000.0))
+    @property
+    def audio_spec(self) -> AudioSpec:
+        """What the front end takes: 3-s windows at 48 kHz (one embedding each), 0-15 kHz."""
+        return AudioSpec(
+            sample_rate=SAMPLE_RATE,
+            hop_length=None,
+            window_seconds=WINDOW_SECONDS,
+            clip_seconds=None,
+            input_sample_rate=self.input_sample_rate,
+            frequency_range=(0.0, 15000.0),
+        )
 
 
 def _cached_windows(settings: tuple, key, compute=None) -> np.ndarray:

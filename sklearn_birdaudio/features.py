@@ -27,6 +27,7 @@ from . import __version__
 from .audio import AudioError, _check_audio_rate, audio_info, load_audio
 from .devices import resolve_device
 from .log_mel import FFT_DTYPES, LogMelSpectrogram, n_frames_for, valid_frames
+from .spec import AudioSpec, Spectrograms
 
 if TYPE_CHECKING:
     from joblib import Memory
@@ -206,6 +207,10 @@ class MelSpectrogramTransformer(TransformerMixin, BaseEstimator):
 
     Attributes
     ----------
+    audio_spec : AudioSpec
+        What the front end takes and how it frames it (rate, hop, window, clip, band),
+        from the parameters above: the one source of these settings, which the
+        spectrograms carry to the classifier and :func:`~sklearn_birdaudio.detect` reads.
     n_features_in_ : int
         Number of samples per waveform when fitted on a numeric 2-D array. Not set when
         fitted on paths or ragged waveforms, whose length varies by design.
@@ -263,6 +268,22 @@ class MelSpectrogramTransformer(TransformerMixin, BaseEstimator):
         tags.input_tags.string = True  # file paths
         tags.transformer_tags.preserves_dtype = ["float32"]
         return tags
+
+    @property
+    def audio_spec(self) -> AudioSpec:
+        """The :class:`~sklearn_birdaudio.AudioSpec` of these parameters."""
+        self._check_params()
+        fmax = self.fmax if self.fmax is not None else self.sample_rate / 2
+        return AudioSpec(
+            sample_rate=int(self.sample_rate),
+            hop_length=int(self.hop_length),
+            window_seconds=None if self.duration is None else float(self.duration),
+            clip_seconds=None if self.duration is None else float(self.duration),
+            input_sample_rate=None
+            if self.input_sample_rate is None
+            else int(self.input_sample_rate),
+            frequency_range=(float(self.fmin), float(fmax)),
+        )
 
     # -- parameters -------------------------------------------------------------------
     def _check_params(self) -> None:
@@ -361,10 +382,12 @@ class MelSpectrogramTransformer(TransformerMixin, BaseEstimator):
 
         Returns
         -------
-        spectrograms : ndarray of float32, shape (n_samples, 1, n_mels, n_frames)
+        spectrograms : Spectrograms of float32, shape (n_samples, 1, n_mels, n_frames)
             Log-mel power in dB. With a fixed ``duration`` every clip has
             ``1 + round(duration * sample_rate) // hop_length`` frames; with
-            ``duration=None`` shorter recordings end in NaN frames.
+            ``duration=None`` shorter recordings end in NaN frames. An ndarray that
+            carries :attr:`audio_spec` (``spectrograms.audio_spec``), from which a
+            classifier learns how many frames a second holds.
 
         Raises
         ------
@@ -387,7 +410,7 @@ class MelSpectrogramTransformer(TransformerMixin, BaseEstimator):
                     output.put(rows, spectrograms)
             else:
                 self._transform_cached(sources, output, module, device, target_samples, bar)
-        return output.array
+        return Spectrograms(output.array, self.audio_spec)
 
     # -- helpers ----------------------------------------------------------------------
     def _iter_batches(self, sources, module, device, target_samples, bar, positions=None):

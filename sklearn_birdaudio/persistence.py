@@ -40,7 +40,15 @@ from .ensemble import VotingClassifier
 from .features import MelSpectrogramTransformer
 from .linear import EmbeddingLogisticRegression
 from .modules import AttentionCNN
-from .restorable import check_params, check_work_budget, is_local
+from .restorable import (
+    AUDIO_SPEC,
+    LEGACY_NET_FRAMING,
+    MAX_FREQUENCY,
+    check_params,
+    check_work_budget,
+    is_local,
+)
+from .spec import AudioSpec
 from .training import RandomWindows
 
 __all__ = ["DroppedParameterWarning", "is_model_file", "load_model", "save_model"]
@@ -293,6 +301,7 @@ class _Writer:
                 "classes_": self.array(np.asarray(estimator.classes_)),
                 "multilabel_": bool(estimator.multilabel_),
                 "n_mels_": int(estimator.n_mels_),
+                "audio_spec_": _spec_record(estimator.audio_spec_),
                 "seed": int(estimator._seed),
                 "history": [_storable_record(record) for record in estimator.history_],
             }
@@ -438,6 +447,8 @@ class _Reader:
         self.handle = handle
         self.keys = set(handle.keys())
         self.dropped: dict[str, tuple] = {}
+        self.legacy_framing: dict = {}  # of the classifier being restored
+        self.legacy_nets: set[int] = set()  # classifiers framed by legacy parameters
 
     def value(self, value, where: str = ""):
         if isinstance(value, list):
@@ -518,6 +529,11 @@ class _Reader:
             for key, value in node["params"].items()
         }
         kind = ESTIMATORS[name]
+        legacy = {}
+        if issubclass(kind, AttentionCNNClassifier):  # files from before the audio spec
+            legacy = {key: params.pop(key) for key in LEGACY_NET_FRAMING if key in params}
+            for key, value in legacy.items():
+                _expect(value in LEGACY_NET_FRAMING[key], f"{where}{key}={value!r}")
         try:
             params, dropped = check_params(kind, params, where)
         except ValueError as error:
@@ -527,9 +543,12 @@ class _Reader:
         _validate(estimator, where)
         if "fitted" in node:
             _expect(isinstance(node["fitted"], dict), "bad fitted state")
+            self.legacy_framing = legacy
             self.restore(estimator, node["fitted"], where)
         else:
             _budget(estimator, where)
+        if isinstance(estimator, Pipeline):
+            _frame_legacy_net(estimator, self.legacy_nets)
         return estimator
 
     def restore(self, estimator, state: dict, where: str) -> None:
@@ -569,10 +588,17 @@ class _Reader:
             _expect(not state, f"unexpected fitted state of a {type(estimator).__name__}")
 
     def restore_net(self, net: AttentionCNNClassifier, state: dict, where: str) -> None:
+        keys = {"weights", "classes_", "multilabel_", "n_mels_", "seed", "history"}
         _expect(
-            set(state) == {"weights", "classes_", "multilabel_", "n_mels_", "seed", "history"},
+            set(state) in (keys, keys | {"audio_spec_"}),
             f"{where}fitted state with keys {sorted(state)}",
         )
+        if "audio_spec_" in state:
+            net.audio_spec_ = _read_spec(state["audio_spec_"], where)
+        else:  # written before the audio spec: the framing was the classifier's parameters
+            framing = AudioSpec(**self.legacy_framing, window_seconds=None, clip_seconds=None)
+            net.audio_spec_ = framing.replace(window_seconds=float(net.window_seconds))
+            self.legacy_nets.add(id(net))
         net.classes_ = self.array(state["classes_"])
         net.multilabel_ = bool(state["multilabel_"])
         n_mels, seed = state["n_mels_"], state["seed"]
@@ -631,6 +657,47 @@ class _Reader:
                 f"the weights do not fit the network: {key} is {dtype} {list(shape)} in the "
                 f"file, the network needs {tensor.dtype} {list(tensor.shape)}",
             )
+
+
+def _spec_record(spec: AudioSpec) -> dict:
+    """A classifier's audio spec as plain JSON values."""
+    record = {name: getattr(spec, name) for name in AUDIO_SPEC}
+    return {**record, "frequency_range": list(spec.frequency_range)}
+
+
+def _read_spec(record, where: str) -> AudioSpec:
+    """The audio spec a file describes, each field checked against its domain."""
+    _expect(
+        isinstance(record, dict) and set(record) == {*AUDIO_SPEC, "frequency_range"},
+        f"{where}audio_spec_ is not an audio spec",
+    )
+    for name, domain in AUDIO_SPEC.items():
+        _expect(record[name] in domain, f"{where}audio_spec_.{name}={record[name]!r}")
+    band = record["frequency_range"]
+    _expect(
+        isinstance(band, list) and len(band) == 2 and all(edge in MAX_FREQUENCY for edge in band),
+        f"{where}audio_spec_.frequency_range={band!r}",
+    )
+    try:
+        return AudioSpec(**{**record, "frequency_range": tuple(band)})
+    except ValueError as error:
+        raise _Invalid(f"{where}{error}") from None
+
+
+def _frame_legacy_net(pipeline: Pipeline, legacy_nets: set[int]) -> None:
+    """Give a classifier restored from a file of before the audio spec its front end's.
+
+    Such files kept the framing in the classifier's parameters; the window and clip were
+    the front end's. When the two framings agree, the classifier takes the front end's
+    spec, as fitting it today would; when they disagree, it keeps its own, and
+    predictions refuse the front end's spectrograms with a message.
+    """
+    final = pipeline.steps[-1][1]
+    front = getattr(pipeline.steps[0][1], "audio_spec", None)
+    if id(final) not in legacy_nets or not isinstance(front, AudioSpec):
+        return
+    if front.frames_match(final.audio_spec_):
+        final.audio_spec_ = final.learned_spec(front)
 
 
 def _validate(estimator, where: str) -> None:

@@ -30,19 +30,20 @@ from __future__ import annotations
 
 import inspect
 import math
-import numbers
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from skorch.dataset import Dataset
 
+from ._validation import is_integer, is_real_number
 from .classifier import AGGREGATIONS, AttentionCNNClassifier
 from .embeddings import POOLINGS, WINDOW_SECONDS, BirdNETClassifier, BirdNETEmbedder
 from .ensemble import VOTING, VotingClassifier
 from .features import CROP_POSITIONS, MelSpectrogramTransformer
 from .linear import EmbeddingLogisticRegression
 from .modules import AttentionCNN
+from .spec import AudioSpec
 
 __all__ = ["check_params", "check_work_budget", "is_local"]
 
@@ -77,11 +78,7 @@ class Integer(Domain):
         return f"an integer in [{self.low}, {self.high}]"
 
     def __contains__(self, value) -> bool:
-        return (
-            isinstance(value, numbers.Integral)
-            and not isinstance(value, bool)
-            and self.low <= value <= self.high
-        )
+        return is_integer(value) and self.low <= value <= self.high
 
 
 @dataclass(frozen=True)
@@ -95,10 +92,10 @@ class Real(Domain):
         return f"a number in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}]"
 
     def __contains__(self, value) -> bool:
-        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        if not is_real_number(value):
             return False
         above = value > self.low if self.low_open else value >= self.low
-        return math.isfinite(value) and above and value <= self.high
+        return above and value <= self.high
 
 
 @dataclass(frozen=True)
@@ -179,6 +176,17 @@ class Structure(Domain):
 FLAG = OneOf((True, False))
 VERBOSE = Integer(0, 100)
 SAMPLE_RATE = Integer(MIN_SAMPLE_RATE, MAX_SAMPLE_RATE)
+# The framing files written before the audio spec kept in the classifier's parameters.
+LEGACY_NET_FRAMING = {"sample_rate": SAMPLE_RATE, "hop_length": Integer(1, 65_536)}
+# A fitted classifier's audio_spec_, field by field.
+AUDIO_SPEC = {
+    "sample_rate": SAMPLE_RATE,
+    "hop_length": Optional(Integer(1, 65_536)),
+    "window_seconds": Optional(Real(0.0, 600.0, low_open=True)),
+    "clip_seconds": Optional(Real(0.0, 600.0, low_open=True)),
+    "input_sample_rate": Optional(SAMPLE_RATE),
+}
+MAX_FREQUENCY = Real(0.0, MAX_SAMPLE_RATE / 2)
 PROBABILITY = Real(0.0, 1.0)
 PATH = Local("a path")
 DEVICE = Local("a device")
@@ -236,8 +244,6 @@ CNN = {
     "crops_per_recording": Integer(1, 1_000),
     "augment": OneOf((None, "default")),
     "aggregation": OneOf(AGGREGATIONS),
-    "sample_rate": SAMPLE_RATE,
-    "hop_length": Integer(1, 65_536),
     "threshold": PROBABILITY,
     "predict_batch_size": Optional(Integer(1, MAX_BATCH)),
     "inference": Local("a compiler (torch.compile)", keep=("fused", "eager")),
@@ -407,7 +413,8 @@ def _mel_bytes(mel: MelSpectrogramTransformer) -> int:
 def _network_bytes(net: AttentionCNNClassifier, n_mels: int) -> int:
     """The stem's output for a batch of windows: the widest activation (blocks halve it)."""
     module = net.get_params_for("module")
-    frames = 1 + int(net.window_seconds * net.sample_rate) // net.hop_length
+    spec = getattr(net, "audio_spec_", None) or AudioSpec()
+    frames = spec.frames(net.window_seconds)
     batch = net.predict_batch_size or net.batch_size
     stride = module.get("stem_stride", 1)
     return FLOAT_BYTES * batch * module.get("base_filters", 64) * n_mels * frames // stride**2

@@ -28,7 +28,15 @@ from hypothesis import strategies as st
 from test_classifier import MEL, SAMPLE_RATE, songs, spectrograms, tiny_pipeline
 from test_detection import PROBE_RATE, WindowRecorder
 
-from sklearn_birdaudio import MelSpectrogramTransformer, audio, detect, detection, window_scores
+from sklearn_birdaudio import (
+    MelSpectrogramTransformer,
+    audio,
+    detect,
+    detection,
+    scoring,
+    window_scores,
+    windows,
+)
 from sklearn_birdaudio.audio import (
     MIN_SAMPLE_RATE,
     AudioError,
@@ -285,8 +293,8 @@ class FailsOnMarker(WindowRecorder):
 
 
 def failing_stream(bad: str, error: BaseException):
-    """detection's stream_audio, raising ``error`` for the file ``bad``."""
-    stream = detection.stream_audio
+    """The stream_audio detection reads with, raising ``error`` for the file ``bad``."""
+    stream = windows.stream_audio
 
     def fails(source, **kwargs):
         if str(source) == bad:
@@ -327,7 +335,7 @@ def test_a_memory_error_skips_that_file_and_keeps_the_others(
 @pytest.mark.parametrize("interruption", [KeyboardInterrupt, SystemExit])
 def test_an_interruption_still_stops_the_batch(three_files, monkeypatch, n_jobs, interruption):
     failing = failing_stream(str(three_files[1]), interruption())
-    monkeypatch.setattr(detection, "stream_audio", failing)
+    monkeypatch.setattr(windows, "stream_audio", failing)
     with pytest.raises(interruption):
         run_detect(probe(), three_files, n_jobs=n_jobs)
 
@@ -335,8 +343,8 @@ def test_an_interruption_still_stops_the_batch(three_files, monkeypatch, n_jobs,
 def test_a_file_neither_scored_nor_failed_is_listed(three_files, monkeypatch):
     """Whatever goes wrong inside, no source leaves detect unaccounted for."""
     monkeypatch.setattr(
-        detection, "_detect_one", lambda model, source, name, *args, **kwargs: (
-            detection._FileResult(name, None, None, None)
+        scoring.FileScorer, "_detect", lambda self, model, source, name, *args, **kwargs: (
+            scoring.FileResult(name, None, None, None)
         )
     )  # fmt: skip
     detections = run_detect(probe(), three_files[:1])
@@ -504,7 +512,7 @@ def test_labels_with_missing_values_are_a_value_error_naming_y(
         "series": pd.Series(labels, dtype=object),
         "object array": np.array(labels, dtype=object),
     }[container]
-    classifier = AttentionCNNClassifier(sample_rate=SAMPLE_RATE, hop_length=256, verbose=0)
+    classifier = AttentionCNNClassifier(verbose=0)
     with pytest.raises(ValueError, match=rf"^y contains {len(positions)} missing label\(s\)"):
         classifier.fit(spectrogram_batch, y)
 

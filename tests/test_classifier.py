@@ -31,8 +31,7 @@ MEL = {
 TINY_CNN = {
     "module__base_filters": 8, "module__n_blocks": 3, "module__n_heads": 4,
     "module__dropout": 0.1, "lr": 3e-3, "max_epochs": 15, "window_seconds": 1.0,
-    "overlap_seconds": 0.5, "sample_rate": SAMPLE_RATE, "hop_length": 256,
-    "random_state": 0, "verbose": 0,
+    "overlap_seconds": 0.5, "random_state": 0, "verbose": 0,
 }  # fmt: skip
 
 

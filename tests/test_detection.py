@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from sklearn.base import BaseEstimator, ClassifierMixin
 from test_classifier import SAMPLE_RATE, songs, tiny_pipeline
 
-from sklearn_birdaudio import detection
+from sklearn_birdaudio import detection, execution, scoring, windows
 from sklearn_birdaudio.detection import detect, window_scores
 from sklearn_birdaudio.ensemble import VotingClassifier
 
@@ -90,7 +90,7 @@ def test_window_grid_property(n_samples, window, overlap_share, block, batch_siz
     hop = max(1, int(window * (1 - overlap_share)))
     probe = WindowRecorder().fit()
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(detection, "READ_BLOCK_SECONDS", block / PROBE_RATE)
+        patch.setattr(windows, "READ_BLOCK_SECONDS", block / PROBE_RATE)
         scores = window_scores(
             probe,
             ramp(n_samples),
@@ -325,7 +325,7 @@ def test_parallel_detection_scores_files_concurrently_and_reports_each(
     bad.write_text("not audio")
     paths.insert(2, str(bad))
     running, peak, lock = [0], [0], threading.Lock()
-    score = detection._detect_one
+    score = scoring.FileScorer._detect
 
     def counting(*args, **kwargs):
         with lock:
@@ -338,7 +338,7 @@ def test_parallel_detection_scores_files_concurrently_and_reports_each(
             with lock:
                 running[0] -= 1
 
-    monkeypatch.setattr(detection, "_detect_one", counting)
+    monkeypatch.setattr(scoring.FileScorer, "_detect", counting)
     seen = []
     detections = detect(model, paths, n_jobs=2, verbose=0, on_file=seen.append)
     assert peak[0] == 2
@@ -384,7 +384,7 @@ def test_detections_round_trip_through_per_file_tables(
         [read_detections(table, file=str(path)) for table, path in zip(tables, paths, strict=True)],
         ignore_index=True,
     )
-    pd.testing.assert_frame_equal(back, detections, check_dtype=False, atol=1e-6)
+    pd.testing.assert_frame_equal(back, pd.DataFrame(detections), check_dtype=False, atol=1e-6)
 
 
 def test_repeated_sources_are_refused(trained, recording, write_audio):
@@ -459,7 +459,7 @@ def test_read_ahead_gives_the_blocks_in_order_then_the_error_where_it_happened()
 
     received = []
     with pytest.raises(detection.AudioError, match="block 5"):
-        for block in detection._ReadAhead(blocks(), depth=2):
+        for block in execution.ReadAhead(blocks(), depth=2):
             received.append(int(block[0]))
     assert received == [0, 1, 2, 3, 4]
 
@@ -474,7 +474,7 @@ def test_read_ahead_stops_its_thread_when_the_consumer_stops():
         finally:
             closed.append(True)
 
-    reader = detection._ReadAhead(endless(), depth=1)
+    reader = execution.ReadAhead(endless(), depth=1)
     for count, _ in enumerate(reader):
         if count == 3:
             break
@@ -488,16 +488,14 @@ def test_detections_with_and_without_read_ahead_are_identical(
     model, _ = trained
     waveform, _ = recording
     path = write_audio("song.wav", waveform, SAMPLE_RATE, subtype="FLOAT")
-    monkeypatch.setattr(detection, "READ_BLOCK_SECONDS", 1.0)  # several blocks per file
-    readers, original = [], detection._ReadAhead
+    monkeypatch.setattr(windows, "READ_BLOCK_SECONDS", 1.0)  # several blocks per file
+    readers, original = [], scoring.ReadAhead
     monkeypatch.setattr(
-        detection, "_ReadAhead", lambda *args: readers.append(args) or original(*args)
+        scoring, "ReadAhead", lambda *args: readers.append(args) or original(*args)
     )
-    monkeypatch.setattr(detection, "READ_AHEAD", True)
-    ahead = detect(model, [path], verbose=0, min_confidence=0.0, batch_size=2)
+    ahead = detect(model, [path], verbose=0, min_confidence=0.0, batch_size=2, read_ahead=True)
     assert readers  # the thread read ahead
-    monkeypatch.setattr(detection, "READ_AHEAD", False)
-    plain = detect(model, [path], verbose=0, min_confidence=0.0, batch_size=2)
+    plain = detect(model, [path], verbose=0, min_confidence=0.0, batch_size=2, read_ahead=False)
     assert len(readers) == 1 and len(plain) > 0
     pd.testing.assert_frame_equal(ahead, plain)
 
@@ -517,7 +515,6 @@ def test_detections_with_and_without_read_ahead_are_identical(
 def test_reading_ahead_needs_a_free_core_unless_forced(
     monkeypatch, setting, torch_threads, n_workers, cores, expected
 ):
-    monkeypatch.setattr(detection, "READ_AHEAD", setting)
-    monkeypatch.setattr(detection.torch, "get_num_threads", lambda: torch_threads)
-    monkeypatch.setattr(detection.os, "cpu_count", lambda: cores)
-    assert detection._read_ahead(n_workers) is expected
+    monkeypatch.setattr(execution.torch, "get_num_threads", lambda: torch_threads)
+    monkeypatch.setattr(execution.os, "cpu_count", lambda: cores)
+    assert execution.should_read_ahead(setting, n_workers) is expected

@@ -813,11 +813,18 @@ CASES = [
         "max_epochs",
     ),
     Case(
-        "zero-hop-length", "parameter", "classifier `hop_length=0`",
-        "`AttentionCNNClassifier(hop_length=0)`",
-        "`ValueError`: *hop_length must be a positive integer, got 0.*",
-        lambda ctx: cnn(hop_length=0).fit(ctx.spectrograms, ctx.songs[1]), ValueError,
-        "hop_length",
+        "other-hop-at-predict", "parameter", "spectrograms of another hop at prediction",
+        "`cnn.fit(mel(hop_length=256)...)`, then `cnn.predict_proba(mel(hop_length=512)...)`",
+        "`ValueError`: *X holds spectrograms at sample_rate=16000, hop_length=512, but "
+        "AttentionCNNClassifier was fitted on sample_rate=16000, hop_length=256: its windows "
+        "would cover other lengths of audio. ...*",
+        lambda ctx: cnn()
+        .fit(ctx.spectrograms, ctx.songs[1])
+        .predict_proba(MelSpectrogramTransformer(**{**MEL, "hop_length": 512}).fit_transform(
+            ctx.songs[0][:2])),
+        ValueError,
+        r"^X holds spectrograms at sample_rate=16000, hop_length=512, but "
+        r"AttentionCNNClassifier was fitted on sample_rate=16000, hop_length=256",
     ),
     # -- model files
     Case(

@@ -275,7 +275,7 @@ def test_a_file_failing_part_way_keeps_every_window_read_and_is_retried(
     The 5 s before the NaN in that block must still be cut into windows (60-64 s), and
     with batches of 7 the last windows (63-64 s) wait in a batch not yet full when the
     error comes: all of them must be scored."""
-    monkeypatch.setattr(detection, "READ_AHEAD", read_ahead)
+    monkeypatch.setattr(detection, "should_read_ahead", lambda *args, **kwargs: read_ahead)
     (waveform,), _, _ = make_birdsong(1, n_classes=4, duration=70.0, sample_rate=SAMPLE_RATE,
                                       random_state=5)  # fmt: skip
     broken = waveform.copy()
