@@ -49,7 +49,7 @@ _EXPORTS = {
     "ScoreCalibrator": "calibration",
     "decided_reviews": "calibration",
     "write_detections": "tables",
-    "write_detections_per_file": "tables",
+    "write_detections_per_file": "table_files",
     "read_detections": "tables",
     "sample_for_review": "review",
     "export_review": "review",

@@ -61,13 +61,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .tables import (
-    _checked_format,
-    _per_file_path,
-    _table_stems,
-    atomic_write_text,
-    write_detections_per_file,
-)
+from .table_files import _per_file_path, _table_stems, write_detections_per_file
+from .tables import _checked_format, atomic_write_text
 
 __all__ = ["PerFileRun", "SourceState", "file_sha256", "record_path_for"]
 

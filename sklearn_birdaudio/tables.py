@@ -22,54 +22,52 @@ bioacoustics tools read, laid out as BirdNET-Analyzer writes them, and reads the
 Raven and Audacity tables hold times and confidences with six decimals, so that a round trip
 (:func:`write_detections`, then :func:`read_detections`) gives them back within 1e-6. Every
 table is written atomically (:func:`atomic_write_text`): a crash never leaves half a table,
-and an existing table is only ever replaced by a complete one.
+and an existing table is only ever replaced by a complete one. One table per audio file and
+its name are :mod:`sklearn_birdaudio.table_files`' (``write_detections_per_file`` and
+``table_path_for``, which can be imported from here too).
 
 Text (file names and labels: the ``file`` and ``label`` columns, Raven's ``Begin Path`` and
 ``Species``, the label before Audacity's last ``;``) reads back exactly, whatever it holds:
-
-- A text cell that starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return, which a
-  spreadsheet could run as a formula ("CSV injection"), gets one ``'`` in front, as OWASP
-  advises; so does one that starts with ``'``, so that the reader can remove exactly one
-  leading ``'`` from every text cell. Numbers are never marked.
-- CSV puts a text cell in double quotes (doubling its double quotes) when it holds a comma,
-  a double quote or a control character: C0 and C1 controls, DEL, and the Unicode line and
-  paragraph separators, line breaks included.
-- The tab-separated formats cannot quote, so there a text cell holding a control character
-  gets the leading ``'`` too, and in a cell with a leading ``'`` a backslash is written
-  ``\\\\``, a tab ``\\t``, a line feed ``\\n``, a carriage return ``\\r`` and any other
-  control character ``\\xNN`` or ``\\uNNNN``. Lines end at line feeds or carriage returns
-  only, never at the other breaks :meth:`str.splitlines` knows.
-
-Other text is written as it is, backslashes included (Windows paths stay paths), so tables
-of ordinary labels and file names are unchanged. An empty label is an empty cell and reads
-back as ``""``; so does a missing one (None or NaN). Text that UTF-8 cannot encode (a lone
-surrogate) is refused before anything is written. Tables written by other tools are read the
-same way: there, too, a text cell that starts with ``'`` loses it.
+cells are written and read by :mod:`sklearn_birdaudio.text_cells`, which marks a cell that a
+spreadsheet could run as a formula with a leading ``'``, quotes (CSV) or escapes
+(tab-separated formats) control characters, and leaves other text as it is. Lines end at line
+feeds or carriage returns only, never at the other breaks :meth:`str.splitlines` knows. An
+empty label is an empty cell and reads back as ``""``; so does a missing one (None or NaN).
+Text that UTF-8 cannot encode (a lone surrogate) is refused before anything is written.
+Tables written by other tools are read the same way: there, too, a text cell that starts with
+``'`` loses it.
 """
 
 from __future__ import annotations
 
-import contextlib
-import csv
-import hashlib
-import io
 import os
 import re
 import secrets
-from collections import Counter
 from collections.abc import Iterable
+from importlib import import_module
 from itertools import accumulate
-from pathlib import Path, PurePath
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from .text_cells import (
+    csv_cell,
+    csv_cell_text,
+    csv_number_cells,
+    delimited_text,
+    labels_from_text,
+    read_delimited,
+    read_table_text,
+    tab_cell,
+    tab_cell_text,
+    texts,
+)
+
 __all__ = [
     "atomic_write_text",
     "read_detections",
-    "table_path_for",
     "write_detections",
-    "write_detections_per_file",
 ]
 
 COLUMNS = ("file", "start_s", "end_s", "label", "confidence")
@@ -86,29 +84,15 @@ RAVEN_COLUMNS = (
     "Begin Path",
     "File Offset (s)",
 )
-# What a per-file table's name ends with, after "<audio file stem>.birdaudio.".
+# What a per-file table's name ends with, after "<audio file stem>.birdaudio."; the reader
+# takes a table's audio file name from it, table_files names the tables with it.
 PER_FILE_SUFFIXES = {"csv": "csv", "raven": "selections.txt", "audacity": "labels.txt"}
 FORMATS = tuple(PER_FILE_SUFFIXES)
 TABLE_TAG = ".birdaudio."
 DECIMALS = 6
 DEFAULT_FREQUENCY_RANGE = (0.0, 16000.0)
-_CANONICAL_INTEGER = r"-?(?:0|[1-9][0-9]*)"
-# Text cells that a spreadsheet could run as a formula (OWASP, "CSV injection"), and the
-# mark that neutralises them; a cell that starts with the mark gets it too, so that the
-# reader can strip exactly one.
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-_MARK = "'"
-_MARKED_STARTS = (*_FORMULA_STARTS, _MARK)
-# Characters a tool may take for the end of a field or a line (str.splitlines breaks at
-# \x0b, \x0c, \x1c-\x1e, \x85, \u2028 and \u2029 too) or that do not show: C0 controls,
-# DEL, C1 controls, and the Unicode line and paragraph separators.
-_CONTROLS = r"\x00-\x1f\x7f-\x9f\u2028\u2029"
-_CONTROL = re.compile(f"[{_CONTROLS}]")
-_CSV_NEEDS_QUOTES = re.compile(f'[,"{_CONTROLS}]')
-_TO_ESCAPE = re.compile(f"[\\\\{_CONTROLS}]")
-_ESCAPES = {"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"}
-_UNESCAPES = {escape[1]: character for character, escape in _ESCAPES.items()}
-_ESCAPE_SEQUENCE = re.compile(r"\\(?:([\\tnr])|x([0-9a-fA-F]{2})|u([0-9a-fA-F]{4}))")
+# Names that table_files (which builds on this module) defines, re-exported on first use.
+_TABLE_FILES_NAMES = ("table_path_for", "write_detections_per_file")
 _LINE_BREAK = re.compile("\r\n|\r|\n")
 
 
@@ -166,12 +150,40 @@ def _checked_format(format: str) -> str:
     return format
 
 
-def _checked_detections(
-    detections: pd.DataFrame, name: str = "detections", other_columns: bool = False
+def check_detections(
+    detections: pd.DataFrame, name: str = "detections", *, other_columns: bool = False
 ) -> pd.DataFrame:
-    """The five columns of a detection table, with files as str and numbers as float.
+    """Check a detection table: the five columns, with files as str and numbers as float.
 
-    ``name`` names the table in errors; ``other_columns`` keeps its other columns too.
+    Parameters
+    ----------
+    detections : pandas.DataFrame
+        Columns ``file, start_s, end_s, label, confidence``, as
+        :func:`~sklearn_birdaudio.detect` returns.
+    name : str, default="detections"
+        What error messages call the table.
+    other_columns : bool, default=False
+        Keep the table's other columns too, where they are.
+
+    Returns
+    -------
+    pandas.DataFrame
+        A copy with a fresh index: ``file`` as str, ``start_s``, ``end_s`` and
+        ``confidence`` as float, labels as given.
+
+    Raises
+    ------
+    TypeError
+        If ``detections`` is not a DataFrame.
+    ValueError
+        If a column is missing, or a number column holds something that is not a number.
+
+    Examples
+    --------
+    >>> rows = check_detections(pd.DataFrame({"file": [1], "start_s": [0], "end_s": [3],
+    ...     "label": ["wren"], "confidence": [1]}))
+    >>> rows["file"].tolist(), rows["end_s"].tolist()
+    (['1'], [3.0])
     """
     if not isinstance(detections, pd.DataFrame):
         raise TypeError(
@@ -196,16 +208,10 @@ def _checked_detections(
     return rows
 
 
-def _texts(values: pd.Series) -> list[str]:
-    """Values as text; a missing one (None, NaN) is empty text, as pandas writes it to CSV."""
-    missing = values.isna()
-    return ["" if gap else str(value) for value, gap in zip(values, missing, strict=True)]
-
-
 def _check_encodable_text(rows: pd.DataFrame) -> None:
     """Refuse file names and labels that a UTF-8 table cannot hold: lone surrogates."""
     for column in ("file", "label"):
-        for value in _texts(rows[column]):
+        for value in texts(rows[column]):
             try:
                 value.encode("utf-8")
             except UnicodeEncodeError as error:
@@ -228,10 +234,6 @@ def _file_durations(attrs: dict, rows: pd.DataFrame) -> dict[str, float]:
     for file, end_s in last_ends.items():
         durations.setdefault(file, float(end_s))
     return durations
-
-
-def _failed_files(attrs: dict) -> list[str]:
-    return [str(failure["file"]) for failure in attrs.get("errors", [])]
 
 
 def _frequency_range(
@@ -268,76 +270,15 @@ def _decimal_text(values: Iterable[float]) -> list[str]:
     return [f"{value:.{DECIMALS}f}" for value in values]
 
 
-def _escaped(match: re.Match) -> str:
-    character = match.group()
-    if character in _ESCAPES:
-        return _ESCAPES[character]
-    code = ord(character)
-    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
-
-
-def _unescaped(match: re.Match) -> str:
-    named, byte, code = match.groups()
-    return _UNESCAPES[named] if named else chr(int(byte or code, 16))
-
-
-def _csv_cell(text: str) -> str:
-    """A text cell of a CSV table: marked if a spreadsheet could run it, quoted if needed."""
-    if text.startswith(_MARKED_STARTS):
-        text = _MARK + text
-    if _CSV_NEEDS_QUOTES.search(text):
-        return '"' + text.replace('"', '""') + '"'
-    return text
-
-
-def _tab_cell(text: str) -> str:
-    """A text field of a tab-separated table: marked, and then escaped, where it must be."""
-    if text.startswith(_MARKED_STARTS) or _CONTROL.search(text):
-        return _MARK + _TO_ESCAPE.sub(_escaped, text)
-    return text
-
-
-def _csv_cell_text(cell: str) -> str:
-    """The text of a CSV cell as read (quotes already removed): without its mark."""
-    return cell.removeprefix(_MARK)
-
-
-def _tab_cell_text(field: str) -> str:
-    """The text of a tab-separated field: a marked one loses its mark and is unescaped.
-
-    A backslash that starts no escape is kept, as it is in text that other tools wrote.
-    """
-    if field.startswith(_MARK):
-        return _ESCAPE_SEQUENCE.sub(_unescaped, field[1:])
-    return field
-
-
-def _delimited(
-    header: Iterable[str] | None, records: Iterable[Iterable[str]], separator: str = "\t"
-) -> str:
-    lines = [] if header is None else [separator.join(header)]
-    lines += [separator.join(record) for record in records]
-    return "".join(line + "\n" for line in lines)
-
-
-def _csv_numbers(values: pd.Series) -> np.ndarray:
-    """Numbers as pandas writes them to CSV: the shortest decimal that reads back exactly,
-    and an empty cell for NaN."""
-    numbers = values.to_numpy(dtype=float)
-    texts = numbers.astype(str).astype(object)
-    texts[np.isnan(numbers)] = ""
-    return texts
-
-
 def _csv_text(rows: pd.DataFrame) -> str:
     fields = {
-        "file": [_csv_cell(file) for file in _texts(rows["file"])],
-        "start_s": _csv_numbers(rows["start_s"]),
-        "end_s": _csv_numbers(rows["end_s"]),
-        "label": [_csv_cell(label) for label in _texts(rows["label"])],
-        "confidence": _csv_numbers(rows["confidence"]),
+        "file": [csv_cell(file) for file in texts(rows["file"])],
+        "start_s": csv_number_cells(rows["start_s"]),
+        "end_s": csv_number_cells(rows["end_s"]),
+        "label": [csv_cell(label) for label in texts(rows["label"])],
+        "confidence": csv_number_cells(rows["confidence"]),
     }
-    return _delimited(COLUMNS, zip(*(fields[name] for name in COLUMNS), strict=True), ",")
+    return delimited_text(COLUMNS, zip(*(fields[name] for name in COLUMNS), strict=True), ",")
 
 
 def _raven_text(
@@ -359,21 +300,23 @@ def _raven_text(
         "End Time (s)": _decimal_text(offsets + ends),
         "Low Freq (Hz)": [low] * n_rows,
         "High Freq (Hz)": [high] * n_rows,
-        "Species": [_tab_cell(label) for label in _texts(rows["label"])],
+        "Species": [tab_cell(label) for label in texts(rows["label"])],
         "Confidence": _decimal_text(rows["confidence"]),
-        "Begin Path": [_tab_cell(file) for file in _texts(rows["file"])],
+        "Begin Path": [tab_cell(file) for file in texts(rows["file"])],
         "File Offset (s)": _decimal_text(starts),
     }
-    return _delimited(RAVEN_COLUMNS, zip(*(fields[name] for name in RAVEN_COLUMNS), strict=True))
+    return delimited_text(
+        RAVEN_COLUMNS, zip(*(fields[name] for name in RAVEN_COLUMNS), strict=True)
+    )
 
 
 def _audacity_text(rows: pd.DataFrame) -> str:
     label_texts = [
-        f"{_tab_cell(label)};{confidence:.{DECIMALS}f}"
-        for label, confidence in zip(_texts(rows["label"]), rows["confidence"], strict=True)
+        f"{tab_cell(label)};{confidence:.{DECIMALS}f}"
+        for label, confidence in zip(texts(rows["label"]), rows["confidence"], strict=True)
     ]
     starts, ends = _decimal_text(rows["start_s"]), _decimal_text(rows["end_s"])
-    return _delimited(None, zip(starts, ends, label_texts, strict=True))
+    return delimited_text(None, zip(starts, ends, label_texts, strict=True))
 
 
 def _table_text(
@@ -392,6 +335,7 @@ def _table_text(
 def write_detections(
     detections: pd.DataFrame,
     path: str | os.PathLike,
+    *,
     format: str = "csv",
     low_freq: float | None = None,
     high_freq: float | None = None,
@@ -429,7 +373,8 @@ def write_detections(
     ValueError
         If ``format`` is unknown, a column is missing, the band is invalid, a file name or
         label holds text that UTF-8 cannot encode (a lone surrogate), or an Audacity track
-        would cover several files (use :func:`write_detections_per_file`).
+        would cover several files (use
+        :func:`~sklearn_birdaudio.table_files.write_detections_per_file`).
 
     Examples
     --------
@@ -445,7 +390,7 @@ def write_detections(
 '0.750000', 'b.wav', '3.000000']
     """
     format = _checked_format(format)
-    rows = _checked_detections(detections)
+    rows = check_detections(detections)
     _check_encodable_text(rows)
     frequency_range = _frequency_range(detections.attrs, low_freq, high_freq)
     files = rows["file"].unique()
@@ -463,201 +408,59 @@ def write_detections(
     return atomic_write_text(path, _table_text(rows, format, file_offsets, frequency_range))
 
 
-def _path_hash(audio_file: str) -> str:
-    """Eight hex digits of the BLAKE2b hash of the file's absolute path (``/`` separators).
-
-    The path is made absolute with :func:`os.path.abspath` (lexically: symbolic links are
-    not followed), so the same file gets the same hash from any working directory.
-    """
-    absolute = os.path.abspath(audio_file).replace(os.sep, "/")
-    data = absolute.encode("utf-8", "surrogateescape")
-    return hashlib.blake2b(data, digest_size=4).hexdigest()
-
-
-def _table_stems(audio_files: Iterable[str]) -> dict[str, str]:
-    """The stem of each file's per-file tables, unique among the files (case-insensitively).
-
-    A file keeps its audio stem when no other file of the run has it; files that share a
-    stem get ``<stem>-<hash of the path>`` (:func:`_path_hash`). A plain stem that equals
-    another file's hashed one is hashed too. The name of a file depends on its own path and
-    on whether its stem is shared, not on the order of the files.
-
-    Raises
-    ------
-    ValueError
-        If two files still share a name: the same file given under two spellings
-        (``x/rec.wav`` and ``x/./rec.wav``), or a collision of their hashes.
-    """
-    files = sorted(set(audio_files))
-    stems = {file: PurePath(file).stem for file in files}
-    while True:
-        counts = Counter(stem.casefold() for stem in stems.values())
-        shared = [file for file in files if counts[stems[file].casefold()] > 1]
-        if not shared:
-            return stems
-        plain = [file for file in shared if stems[file] == PurePath(file).stem]
-        if not plain:
-            name = stems[shared[0]]
-            clashing = [file for file in shared if stems[file].casefold() == name.casefold()]
-            raise ValueError(
-                f"the audio files {clashing} would share the table name {name!r}: the same "
-                "file given twice under different spellings, or a collision of their path "
-                "hashes; expected each audio file once (rename one if they differ)."
-            )
-        for file in plain:
-            stems[file] = f"{stems[file]}-{_path_hash(file)}"
-
-
-def _per_file_path(table_stem: str, folder: str | os.PathLike, format: str) -> Path:
-    return Path(folder) / f"{table_stem}{TABLE_TAG}{PER_FILE_SUFFIXES[format]}"
-
-
-def table_path_for(
-    audio_file: str | os.PathLike,
-    folder: str | os.PathLike,
-    format: str = "raven",
-    audio_files: Iterable[str | os.PathLike] | None = None,
-) -> Path:
-    """The per-file table that :func:`write_detections_per_file` writes for an audio file.
-
-    The name is ``<audio file stem>.birdaudio.<suffix>`` in ``folder``, with suffix
-    ``selections.txt`` (Raven), ``labels.txt`` (Audacity) or ``csv``. Where several files
-    of a run share a stem, compared case-insensitively (``x/rec.wav`` and ``y/REC.flac``),
-    each of them gets ``<stem>-<hash>`` instead, the hash being the first 8 hex digits of
-    the BLAKE2b hash of the file's absolute path (:func:`os.path.abspath`, with ``/``
-    separators): ``rec-1f0c3a9e.birdaudio.selections.txt``. A name depends on the file's
-    path and on whether another file of the run has its stem, not on the order of the
-    files nor on the working directory. A file's name changes when another file with its
-    stem joins the run: the names are for people, and ``birdaudio predict --resume`` does
-    not rely on them (each table's run record names its source; see
-    :mod:`sklearn_birdaudio.runs`).
-
-    Parameters
-    ----------
-    audio_file : str or path-like
-        The audio file, as named in the detection table's ``file`` column.
-    folder : str or path-like
-        Folder of the per-file tables.
-    format : {"csv", "raven", "audacity"}, default="raven"
-        The table format.
-    audio_files : iterable of str or path-like, optional
-        Every audio file of the run, scored or not (``attrs["durations"]`` and
-        ``attrs["errors"]``), to tell which stems are shared as the writer did. Without it,
-        the name is the plain stem's, which is right for every file whose stem is unique.
-
-    Returns
-    -------
-    pathlib.Path
-        Path of the table.
-
-    Raises
-    ------
-    ValueError
-        If ``format`` is unknown, or two files of ``audio_files`` would share a name (the
-        same file under two spellings).
-
-    Examples
-    --------
-    >>> table_path_for("site/dawn.wav", "tables").as_posix()
-    'tables/dawn.birdaudio.selections.txt'
-    >>> run = ["x/rec.wav", "y/rec.wav"]
-    >>> [table_path_for(file, "t", "csv", audio_files=run).name for file in run] == [
-    ...     f"rec-{_path_hash(file)}.birdaudio.csv" for file in run]
-    True
-    """
-    format = _checked_format(format)
-    audio_file = os.fspath(audio_file)
-    if audio_files is None:
-        return _per_file_path(PurePath(audio_file).stem, folder, format)
-    stems = _table_stems([*map(os.fspath, audio_files), audio_file])
-    return _per_file_path(stems[audio_file], folder, format)
-
-
-def write_detections_per_file(
+def per_file_texts(
     detections: pd.DataFrame,
-    folder: str | os.PathLike,
+    *,
     format: str = "raven",
     low_freq: float | None = None,
     high_freq: float | None = None,
-    audio_files: Iterable[str | os.PathLike] | None = None,
-) -> list[Path]:
-    """Write one table per audio file, as BirdNET-Analyzer does by default.
+) -> dict[str, str]:
+    """The text of each audio file's own table, in file order.
 
-    Every file in ``detections.attrs["durations"]`` gets a table, so a file scored without
-    detections gets a header-only one (an empty one for Audacity): it shows the file was
-    scored. A file that failed part-way is in ``attrs["durations"]`` (the seconds scored)
-    and in ``attrs["errors"]``: its table holds what was scored before the error. A file
-    of which nothing was scored gets none. Files seen only in rows get one too. Raven
-    tables are the single-file form: begin and end times are within the file. (Whether a
-    table is complete is recorded beside it by ``birdaudio predict``, in a run record:
-    see :mod:`sklearn_birdaudio.runs`.)
+    What :func:`~sklearn_birdaudio.table_files.write_detections_per_file` writes: a table
+    for every file in ``detections.attrs["durations"]``, in its order, then for every file
+    seen only in rows; a file without detections gets a header-only table (an empty one for
+    Audacity). Raven tables are the single-file form (times within the file).
 
     Parameters
     ----------
     detections : pandas.DataFrame
-        Columns ``file, start_s, end_s, label, confidence``, as :func:`detect` returns,
-        with its ``attrs`` (see :func:`write_detections`).
-    folder : str or path-like
-        Where the tables go; created if missing. Names are given by :func:`table_path_for`:
-        ``<audio file stem>.birdaudio.<suffix>``, or ``<stem>-<hash>.birdaudio.<suffix>`` for
-        files whose stem another file of the run (``attrs["errors"]`` included) also has.
+        As for :func:`write_detections`.
     format : {"raven", "audacity", "csv"}, default="raven"
-        Format of the tables (see :func:`write_detections`).
+        Format of the tables.
     low_freq, high_freq : float, optional
         Band of the Raven tables; override ``attrs["frequency_range"]``. Without
         ``high_freq``, a file's band stops at its Nyquist frequency (half the sample rate
         its header gives) when that is lower.
-    audio_files : iterable of str or path-like, optional
-        Every audio file of the whole run, when ``detections`` covers only part of it
-        (a resumed run, or one file as ``detect(on_file=...)`` gives it): shared stems are
-        then told as for the whole run, as :func:`table_path_for` does with the same list.
 
     Returns
     -------
-    list of pathlib.Path
-        The tables written, in file order.
+    dict of str to str
+        Each audio file's table.
 
     Raises
     ------
     ValueError
-        As :func:`write_detections`, or if two files would share a name (the same file
-        under two spellings); checked before any table is written.
-
-    Examples
-    --------
-    >>> import tempfile
-    >>> detections = pd.DataFrame({"file": ["a.wav"], "start_s": [0.0], "end_s": [3.0],
-    ...     "label": ["amerob"], "confidence": [0.9]})
-    >>> detections.attrs["durations"] = {"a.wav": 10.0, "quiet.wav": 10.0}
-    >>> with tempfile.TemporaryDirectory() as folder:
-    ...     paths = write_detections_per_file(detections, folder, format="audacity")
-    ...     [(path.name, path.read_text()) for path in paths]
-    [('a.birdaudio.labels.txt', '0.000000\\t3.000000\\tamerob;0.900000\\n'), \
-('quiet.birdaudio.labels.txt', '')]
+        As :func:`write_detections`, but for the Audacity track of several files.
     """
     format = _checked_format(format)
-    rows = _checked_detections(detections)
+    rows = check_detections(detections)
     _check_encodable_text(rows)
     frequency_range = _frequency_range(detections.attrs, low_freq, high_freq)
     durations = _file_durations(detections.attrs, rows)
-    run_files = [] if audio_files is None else [os.fspath(file) for file in audio_files]
-    table_stems = _table_stems([*run_files, *durations, *_failed_files(detections.attrs)])
     rows_by_file = dict(iter(rows.groupby("file", sort=False)))
     no_rows = rows.iloc[:0]
-    return [
-        atomic_write_text(
-            _per_file_path(table_stems[file], folder, format),
-            _table_text(
-                rows_by_file.get(file, no_rows),
-                format,
-                {file: 0.0},
-                _frequency_range(detections.attrs, low_freq, high_freq, file)
-                if format == "raven"
-                else frequency_range,
-            ),
+    return {
+        file: _table_text(
+            rows_by_file.get(file, no_rows),
+            format,
+            {file: 0.0},
+            _frequency_range(detections.attrs, low_freq, high_freq, file)
+            if format == "raven"
+            else frequency_range,
         )
         for file in durations
-    ]
+    }
 
 
 def _audio_name(table_path: Path) -> str:
@@ -674,26 +477,6 @@ def _inferred_format(path: Path, text: str) -> str:
     return "raven" if text.startswith("Selection\t") else "audacity"
 
 
-def _read_delimited(text: str, path: Path, separator: str, required: Iterable[str]):
-    """Read a table with a header row, every field as str, and check its columns."""
-    try:
-        table = pd.read_csv(
-            io.StringIO(text),
-            sep=separator,
-            dtype=str,
-            keep_default_na=False,
-            quoting=csv.QUOTE_NONE if separator == "\t" else csv.QUOTE_MINIMAL,
-        )
-    except pd.errors.EmptyDataError as error:
-        raise ValueError(f"{path}: is empty; expected a table with a header row.") from error
-    missing = [column for column in required if column not in table.columns]
-    if missing:
-        raise ValueError(
-            f"{path}: lacks the column(s) {missing}; its header is {list(table.columns)}."
-        )
-    return table
-
-
 def _numbers(values: pd.Series, path: Path) -> pd.Series:
     try:
         return values.astype(float)
@@ -704,15 +487,15 @@ def _numbers(values: pd.Series, path: Path) -> pd.Series:
 
 
 def _read_csv(text: str, path: Path) -> pd.DataFrame:
-    table = _read_delimited(text, path, ",", COLUMNS).loc[:, list(COLUMNS)]
+    table = read_delimited(text, path, ",", COLUMNS).loc[:, list(COLUMNS)]
     return table.assign(
-        file=table["file"].map(_csv_cell_text), label=table["label"].map(_csv_cell_text)
+        file=table["file"].map(csv_cell_text), label=table["label"].map(csv_cell_text)
     )
 
 
 def _read_raven(text: str, path: Path) -> pd.DataFrame:
     required = ("Begin Time (s)", "End Time (s)", "Species", "Confidence")
-    table = _read_delimited(text, path, "\t", required)
+    table = read_delimited(text, path, "\t", required)
     begin_s = _numbers(table["Begin Time (s)"], path)
     end_s = _numbers(table["End Time (s)"], path)
     # Tables that Raven itself writes have no File Offset: their times are within the file.
@@ -720,13 +503,13 @@ def _read_raven(text: str, path: Path) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "file": (
-                table["Begin Path"].map(_tab_cell_text)
+                table["Begin Path"].map(tab_cell_text)
                 if "Begin Path" in table
                 else _audio_name(path)
             ),
             "start_s": start_s,
             "end_s": start_s + (end_s - begin_s),
-            "label": table["Species"].map(_tab_cell_text),
+            "label": table["Species"].map(tab_cell_text),
             "confidence": table["Confidence"],
         }
     )
@@ -757,14 +540,15 @@ def _read_audacity(text: str, path: Path) -> pd.DataFrame:
             )
         start_s, end_s, label_text = fields
         label, confidence = _label_and_confidence(label_text)
-        records.append((_audio_name(path), start_s, end_s, _tab_cell_text(label), confidence))
+        records.append((_audio_name(path), start_s, end_s, tab_cell_text(label), confidence))
     return pd.DataFrame(records, columns=list(COLUMNS))
 
 
 def read_detections(
-    path: str | os.PathLike, format: str | None = None, file: str | None = None
+    path: str | os.PathLike, *, format: str | None = None, file: str | None = None
 ) -> pd.DataFrame:
-    """Read a table written by :func:`write_detections` or :func:`write_detections_per_file`.
+    """Read a table written by :func:`write_detections` or
+    :func:`~sklearn_birdaudio.table_files.write_detections_per_file`.
 
     Parameters
     ----------
@@ -809,12 +593,7 @@ def read_detections(
     0  a.wav      0.0    2.5      7        0.25
     """
     path = Path(path)
-    try:
-        # newline="": a line break inside a quoted CSV cell is text, kept as it is.
-        with open(path, encoding="utf-8-sig", newline="") as handle:
-            text = handle.read()
-    except UnicodeDecodeError as error:
-        raise ValueError(f"{path}: is not UTF-8 text ({error}).") from error
+    text = read_table_text(path)
     format = _inferred_format(path, text) if format is None else _checked_format(format)
     readers = {"csv": _read_csv, "raven": _read_raven, "audacity": _read_audacity}
     table = readers[format](text, path)
@@ -823,10 +602,16 @@ def read_detections(
     numbers = {
         column: _numbers(table[column], path) for column in ("start_s", "end_s", "confidence")
     }
-    labels = table["label"].astype(str)
-    if len(labels) and labels.str.fullmatch(_CANONICAL_INTEGER).all():
-        with contextlib.suppress(OverflowError):  # integers beyond 64 bits stay text
-            labels = labels.astype("int64")
-    return table.assign(file=table["file"].astype(str), **numbers, label=labels).reset_index(
-        drop=True
-    )
+    return table.assign(
+        file=table["file"].astype(str), **numbers, label=labels_from_text(table["label"])
+    ).reset_index(drop=True)
+
+
+def __getattr__(name: str):
+    # table_files builds on this module, so its names are re-exported on first use (PEP
+    # 562), as the package's __init__ does, for code that imports them from here.
+    if name in _TABLE_FILES_NAMES:
+        value = getattr(import_module(".table_files", __package__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

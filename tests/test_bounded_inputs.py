@@ -315,7 +315,7 @@ def test_a_memory_error_skips_that_file_and_keeps_the_others(
     bad = str(three_files[1])
     model = FailsOnMarker(MEMORY_ERROR).fit()
     if where == "decoding":
-        monkeypatch.setattr(detection, "stream_audio", failing_stream(bad, MEMORY_ERROR))
+        monkeypatch.setattr(windows, "stream_audio", failing_stream(bad, MEMORY_ERROR))
     else:
         soundfile.write(bad, np.full(1600, FailsOnMarker.MARKER), PROBE_RATE, subtype="FLOAT")
     with caplog.at_level(logging.ERROR, "sklearn_birdaudio.detection"):

@@ -15,15 +15,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sklearn_birdaudio import tables
+from sklearn_birdaudio import table_files, tables, text_cells
+from sklearn_birdaudio.table_files import table_path_for, write_detections_per_file
 from sklearn_birdaudio.tables import (
     COLUMNS,
     FORMATS,
     RAVEN_COLUMNS,
     read_detections,
-    table_path_for,
     write_detections,
-    write_detections_per_file,
 )
 
 RAVEN_HEADER = (
@@ -277,7 +276,10 @@ def test_per_file_tables_of_files_sharing_a_stem_do_not_overwrite(tmp_path):
     for path, (_, row) in zip(paths, detections.iterrows(), strict=True):
         assert read_detections(path)["label"].tolist() == [row["label"]]
     for path, audio_file in zip(paths, detections["file"], strict=True):
-        assert table_path_for(audio_file, tmp_path, "csv", audio_files=detections["file"]) == path
+        assert (
+            table_path_for(audio_file, tmp_path, format="csv", audio_files=detections["file"])
+            == path
+        )
 
 
 def test_table_path_for_ignores_order_case_and_working_folder_and_counts_failed_files(
@@ -292,9 +294,11 @@ def test_table_path_for_ignores_order_case_and_working_folder_and_counts_failed_
     ]
     absolute = [str(tmp_path / file) for file in run]  # the same files, spelt otherwise
     for files, audio_files in ((run, run), (run, run[::-1]), (absolute, absolute)):
-        paths = [table_path_for(file, "t", "audacity", audio_files) for file in files]
+        paths = [
+            table_path_for(file, "t", format="audacity", audio_files=audio_files) for file in files
+        ]
         assert [path.name for path in paths] == expected
-    assert table_path_for("a/rec.wav", "t", "audacity").name == "rec.birdaudio.labels.txt"
+    assert table_path_for("a/rec.wav", "t", format="audacity").name == "rec.birdaudio.labels.txt"
     # A file that could not be read still counts: the names are those of the whole run.
     detections = make_detections()
     detections.attrs["errors"] = [{"file": "a.wav", "error": "unreadable"}]
@@ -302,6 +306,15 @@ def test_table_path_for_ignores_order_case_and_working_folder_and_counts_failed_
     assert paths[0].name == f"a-{path_hash('dawn/a.wav')}.birdaudio.selections.txt"
     audio_files = [*detections.attrs["durations"], "a.wav"]
     assert table_path_for("dawn/a.wav", tmp_path, audio_files=audio_files) == paths[0]
+
+
+def test_per_file_names_are_still_importable_from_tables():
+    from sklearn_birdaudio.tables import table_path_for as from_tables
+
+    assert from_tables is table_files.table_path_for
+    assert tables.write_detections_per_file is table_files.write_detections_per_file
+    with pytest.raises(AttributeError, match="has no attribute 'no_such_name'"):
+        tables.no_such_name  # noqa: B018
 
 
 def test_per_file_tables_refuse_one_file_under_two_spellings(tmp_path):
@@ -397,7 +410,13 @@ def test_text_that_utf8_cannot_encode_is_refused_before_writing(tmp_path, format
 @pytest.mark.parametrize(("low_freq", "high_freq"), [(500, 100), (-1, 100), (0, np.inf)])
 def test_invalid_frequency_band_is_rejected(tmp_path, low_freq, high_freq):
     with pytest.raises(ValueError, match="0 <= low_freq < high_freq"):
-        write_detections(make_detections(), tmp_path / "r.txt", "raven", low_freq, high_freq)
+        write_detections(
+            make_detections(),
+            tmp_path / "r.txt",
+            format="raven",
+            low_freq=low_freq,
+            high_freq=high_freq,
+        )
 
 
 def test_malformed_tables_are_reported_with_file_and_line(tmp_path):
@@ -704,3 +723,60 @@ def test_csv_of_ordinary_text_is_what_pandas_writes(detections, numbers):
     with tempfile.TemporaryDirectory() as folder, mock.patch.object(tables.os, "fsync"):
         path = write_detections(detections, Path(folder) / "run.csv")
         assert raw_text(path) == detections.to_csv(index=False, lineterminator="\n")
+
+
+# The text-cell API (sklearn_birdaudio.text_cells), which every table writer and reader uses.
+
+ANY_TEXT = st.text(st.characters(codec="utf-8"))
+
+
+def parsed_csv_cell(cell: str) -> str:
+    """The value of one cell as the csv module reads it (a second cell keeps a row of one
+    empty cell from reading as an empty row)."""
+    [[value, _]] = csv.reader(io.StringIO(f"{cell},x\n", newline=""))
+    return value
+
+
+@given(text=st.one_of(HOSTILE_TEXT, ANY_TEXT))
+def test_any_text_round_trips_through_a_csv_cell_that_starts_no_formula(text):
+    value = parsed_csv_cell(text_cells.csv_cell(text))
+    assert text_cells.csv_cell_text(value) == text
+    assert not value.startswith(FORMULA_STARTS)
+
+
+@given(text=st.one_of(HOSTILE_TEXT, ANY_TEXT))
+def test_any_text_round_trips_through_a_tab_cell_without_controls(text):
+    field = text_cells.tab_cell(text)
+    assert text_cells.tab_cell_text(field) == text
+    assert not field.startswith(FORMULA_STARTS)
+    assert not CONTROL.search(field)
+    if not text.startswith((*FORMULA_STARTS, "'")) and not CONTROL.search(text):
+        assert field == text  # ordinary text, backslashes included, is written as it is
+
+
+@given(text=st.one_of(HOSTILE_TEXT, ANY_TEXT))
+def test_spreadsheet_safe_text_starts_no_formula_and_loses_its_mark_when_read(text):
+    safe = text_cells.spreadsheet_safe(text)
+    assert not safe.startswith(FORMULA_STARTS)
+    assert safe in (text, "'" + text)
+    assert text_cells.csv_cell_text(safe) == text
+
+
+def test_texts_and_number_cells_write_what_pandas_writes():
+    values = pd.Series(["wren", None, np.nan, 3, "=1"])
+    assert text_cells.texts(values) == ["wren", "", "", "3", "=1"]
+    numbers = pd.Series([0.1, 1 / 3, np.nan, -0.0, 1e300, np.inf])
+    # A second column: pandas quotes the empty cell of a one-column row.
+    written = pd.DataFrame({"x": numbers, "y": 0}).to_csv(index=False).splitlines()[1:]
+    expected = [line.removesuffix(",0") for line in written]
+    assert text_cells.csv_number_cells(numbers).tolist() == expected
+
+
+@given(labels=st.lists(st.one_of(st.integers(-(2**70), 2**70).map(str), ANY_TEXT), max_size=5))
+def test_labels_from_text_gives_int_only_when_every_label_is_a_plain_64_bit_integer(labels):
+    read = text_cells.labels_from_text(pd.Series(labels, dtype=object)).tolist()
+    plain = [re.fullmatch(r"-?(?:0|[1-9][0-9]*)", label) for label in labels]
+    if labels and all(plain) and all(-(2**63) <= int(label) < 2**63 for label in labels):
+        assert read == [int(label) for label in labels]
+    else:
+        assert read == labels
