@@ -31,6 +31,8 @@ import logging
 from collections import Counter
 from collections.abc import Iterator
 
+from ._validation import check_integer
+
 __all__ = ["import_extra", "set_torch_threads", "torch_threads_plan"]
 
 logger = logging.getLogger(__name__)
@@ -173,8 +175,7 @@ def set_torch_threads(client, n_threads: int | None = None) -> dict[str, int]:
     if n_threads is None:
         plan = torch_threads_plan(client)
     else:
-        if isinstance(n_threads, bool) or not isinstance(n_threads, int) or n_threads < 1:
-            raise ValueError(f"n_threads must be a positive integer, got {n_threads!r}.")
+        n_threads = check_integer(n_threads, "n_threads", min_val=1)
         plan = dict.fromkeys(client.scheduler_info(n_workers=-1)["workers"], n_threads)
     client.run(_set_threads, plan)
     logger.info("torch threads per worker: %s", plan)

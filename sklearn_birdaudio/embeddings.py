@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import numbers
 import os
 import threading
 import warnings
@@ -41,9 +40,10 @@ from pathlib import Path
 import joblib
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
-from sklearn.utils.validation import check_is_fitted, check_memory
+from sklearn.utils.validation import check_is_fitted
 from tqdm.auto import tqdm
 
+from ._validation import check_integer, check_memory, check_real
 from .audio import stream_audio
 from .features import _as_sources, _file_key, _input_name
 from .spec import AudioSpec
@@ -161,31 +161,37 @@ class _EstimatorBase(BaseEstimator):
     def _check_params(self) -> None:
         if self.model_path is not None and not isinstance(self.model_path, (str, os.PathLike)):
             raise ValueError(f"model_path must be a path or None, got {self.model_path!r}.")
-        if not (
-            isinstance(self.overlap_seconds, numbers.Real)
-            and not isinstance(self.overlap_seconds, bool)
-            and 0 <= self.overlap_seconds < WINDOW_SECONDS
-        ):
-            raise ValueError(
-                f"overlap_seconds must be >= 0 and below the {WINDOW_SECONDS:g}-s window, got "
-                f"{self.overlap_seconds!r}."
-            )
-        for name in ("batch_size", "n_threads"):
-            value = getattr(self, name)
-            if value is None and name == "n_threads":
-                continue
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+        check_real(
+            self.overlap_seconds,
+            "overlap_seconds",
+            min_val=0,
+            max_val=WINDOW_SECONDS,
+            include_boundaries="left",
+            message=f"overlap_seconds must be >= 0 and below the {WINDOW_SECONDS:g}-s window, "
+            f"got {self.overlap_seconds!r}.",
+        )
+        check_integer(self.batch_size, "batch_size", min_val=1)
+        check_integer(
+            self.n_threads,
+            "n_threads",
+            min_val=1,
+            allow_none=True,
+            message=f"n_threads must be a positive integer, got {self.n_threads!r}.",
+        )
         rate = self.input_sample_rate
-        if rate is not None and (
-            isinstance(rate, bool) or not isinstance(rate, numbers.Integral) or rate < 1
-        ):
-            raise ValueError(f"input_sample_rate must be a positive integer, got {rate!r}.")
+        check_integer(
+            rate,
+            "input_sample_rate",
+            min_val=1,
+            allow_none=True,
+            message=f"input_sample_rate must be a positive integer, got {rate!r}.",
+        )
 
     def _model(self) -> _BirdNET:
         """The interpreter for these parameters (shared in the process, made on first use)."""
         path = Path(self.model_path) if self.model_path is not None else birdnet_model_path()
-        return _load_birdnet(path.resolve(), self.n_threads or os.cpu_count() or 1, self.batch_size)
+        n_threads = int(self.n_threads or os.cpu_count() or 1)  # LiteRT takes only a Python int
+        return _load_birdnet(path.resolve(), n_threads, int(self.batch_size))
 
     def _window_embeddings(self, X) -> list[np.ndarray]:
         """``(n_windows_i, 1024)`` embeddings of every input, read in flat memory."""
@@ -195,8 +201,7 @@ class _EstimatorBase(BaseEstimator):
             raise ValueError("X contains no inputs; expected at least one path or waveform.")
         model = self._model()
         hop = int(round((WINDOW_SECONDS - self.overlap_seconds) * SAMPLE_RATE))
-        memory = self._check_memory()
-        cached = memory.cache(_cached_windows, ignore=["compute"])
+        cached = check_memory(self.memory).cache(_cached_windows, ignore=["compute"])
         settings = (model.path, float(self.overlap_seconds), self.input_sample_rate)
         results = []
         for index, source in enumerate(
@@ -210,16 +215,6 @@ class _EstimatorBase(BaseEstimator):
             key = _file_key(source) if _is_file(source) else joblib.hash(np.asarray(source))
             results.append(compute() if key is None else cached(settings, key, compute=compute))
         return results
-
-    def _check_memory(self):
-        memory = getattr(self, "memory", None)
-        memory = os.fspath(memory) if isinstance(memory, os.PathLike) else memory
-        try:
-            return check_memory(memory)
-        except ValueError as error:
-            raise ValueError(
-                f"memory must be None, a folder (str or path) or a joblib.Memory, got {memory!r}."
-            ) from error
 
     def _embed_one(self, model: _BirdNET, source, name: str, hop: int) -> np.ndarray:
         window = int(WINDOW_SECONDS * SAMPLE_RATE)
@@ -481,8 +476,13 @@ class BirdNETClassifier(ClassifierMixin, _EstimatorBase):
         super()._check_params()
         if self.aggregation not in ("max", "mean"):
             raise ValueError(f"aggregation must be 'max' or 'mean', got {self.aggregation!r}.")
-        if not 0 <= self.missing_score <= 1:
-            raise ValueError(f"missing_score must be in [0, 1], got {self.missing_score!r}.")
+        check_real(
+            self.missing_score,
+            "missing_score",
+            min_val=0,
+            max_val=1,
+            message=f"missing_score must be in [0, 1], got {self.missing_score!r}.",
+        )
 
     def fit(self, X, y):
         """Read the classes from ``y`` and match them to BirdNET's labels.

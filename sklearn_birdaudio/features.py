@@ -9,8 +9,6 @@ computation itself is
 from __future__ import annotations
 
 import logging
-import math
-import numbers
 import os
 import weakref
 from functools import partial
@@ -20,10 +18,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.utils.validation import check_memory, validate_data
+from sklearn.utils.validation import validate_data
 from tqdm.auto import tqdm
 
 from . import __version__
+from ._validation import check_integer, check_memory, check_real
 from .audio import AudioError, _check_audio_rate, audio_info, load_audio
 from .devices import resolve_device
 from .log_mel import FFT_DTYPES, LogMelSpectrogram, n_frames_for, valid_frames
@@ -286,38 +285,29 @@ class MelSpectrogramTransformer(TransformerMixin, BaseEstimator):
         )
 
     # -- parameters -------------------------------------------------------------------
-    def _check_params(self) -> None:
-        """Validate the hyper-parameters; raise ValueError naming the bad one."""
+    def _check_params(self) -> dict:
+        """Validate the hyper-parameters; raise ValueError naming the bad one.
 
-        def positive(name, value, integer=False, allow_none=False):
-            kind = numbers.Integral if integer else numbers.Real
-            if value is None and allow_none:
-                return
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, kind)
-                or not value > 0
-                or (not integer and not math.isfinite(value))
-            ):
-                expected = "a positive integer" if integer else "a positive finite number"
-                if allow_none:
-                    expected += " or None"
-                raise ValueError(f"{name} must be {expected}, got {value!r}.")
-
-        positive("sample_rate", self.sample_rate, integer=True)
-        positive("duration", self.duration, allow_none=True)
-        positive("n_fft", self.n_fft, integer=True)
-        positive("hop_length", self.hop_length, integer=True)
-        positive("n_mels", self.n_mels, integer=True)
-        positive("fmax", self.fmax, allow_none=True)
-        positive("top_db", self.top_db, allow_none=True)
-        positive("input_sample_rate", self.input_sample_rate, integer=True, allow_none=True)
+        Returns the numeric ones as Python numbers (a grid's NumPy scalars, converted), so
+        that the mel filters are computed in float64 whichever type the values came in.
+        """
+        positive_or_none = {"min_val": 0, "include_boundaries": "neither", "allow_none": True}
+        checked = {
+            "sample_rate": check_integer(self.sample_rate, "sample_rate", min_val=1),
+            "duration": check_real(self.duration, "duration", **positive_or_none),
+            "n_fft": check_integer(self.n_fft, "n_fft", min_val=1),
+            "hop_length": check_integer(self.hop_length, "hop_length", min_val=1),
+            "n_mels": check_integer(self.n_mels, "n_mels", min_val=1),
+            "fmax": check_real(self.fmax, "fmax", **positive_or_none),
+            "top_db": check_real(self.top_db, "top_db", **positive_or_none),
+            "input_sample_rate": check_integer(
+                self.input_sample_rate, "input_sample_rate", min_val=1, allow_none=True
+            ),
+        }
         if self.input_sample_rate is not None:
             _check_audio_rate(self.input_sample_rate, None, "input_sample_rate")
-        positive("batch_size", self.batch_size, integer=True)
-        fmin = self.fmin
-        if isinstance(fmin, bool) or not isinstance(fmin, numbers.Real) or not 0 <= fmin < np.inf:
-            raise ValueError(f"fmin must be a finite number >= 0, got {self.fmin!r}.")
+        checked["batch_size"] = check_integer(self.batch_size, "batch_size", min_val=1)
+        checked["fmin"] = check_real(self.fmin, "fmin", min_val=0)
         nyquist = self.sample_rate / 2
         fmax = nyquist if self.fmax is None else self.fmax
         if fmax > nyquist:
@@ -334,18 +324,8 @@ class MelSpectrogramTransformer(TransformerMixin, BaseEstimator):
         if self.crop not in CROP_POSITIONS:
             raise ValueError(f"crop must be one of {CROP_POSITIONS}, got {self.crop!r}.")
         resolve_device(self.device)
-        self._check_memory()
-
-    def _check_memory(self):
-        """``memory`` as a joblib.Memory-like object (one that caches nothing for None)."""
-        memory = os.fspath(self.memory) if isinstance(self.memory, os.PathLike) else self.memory
-        try:
-            return check_memory(memory)
-        except ValueError as error:
-            raise ValueError(
-                "memory must be None, a folder (str or path) or a joblib.Memory, got "
-                f"{self.memory!r}."
-            ) from error
+        check_memory(self.memory)
+        return checked
 
     # -- scikit-learn API -------------------------------------------------------------
     def fit(self, X, y=None):
@@ -442,7 +422,7 @@ class MelSpectrogramTransformer(TransformerMixin, BaseEstimator):
         other inputs (misses, waveforms) are computed in batches as without a cache, and
         each missing file's spectrogram is stored trimmed to its own frames.
         """
-        cached = self._check_memory().cache(_cached_log_mel, ignore=["spectrogram"])
+        cached = check_memory(self.memory).cache(_cached_log_mel, ignore=["spectrogram"])
         params = {name: getattr(self, name) for name in CACHE_KEY_PARAMS}
         params["version"] = __version__  # a new release may compute differently
         keys = [_file_key(source) if _is_path(source) else None for source in sources]
@@ -492,7 +472,10 @@ class MelSpectrogramTransformer(TransformerMixin, BaseEstimator):
         return cached[1]
 
     def _make_module(self) -> LogMelSpectrogram:
-        return LogMelSpectrogram(**{name: getattr(self, name) for name in MODULE_PARAMS})
+        checked = self._check_params()
+        return LogMelSpectrogram(
+            **{name: checked.get(name, getattr(self, name)) for name in MODULE_PARAMS}
+        )
 
     def _load(self, source, target_samples: int | None, name: str) -> np.ndarray:
         """Load one input as mono at ``sample_rate``, cropped/padded to ``target_samples``."""

@@ -10,11 +10,11 @@ A front end owns its spec (:attr:`MelSpectrogramTransformer.audio_spec
 from __future__ import annotations
 
 import dataclasses
-import math
-import numbers
 from dataclasses import dataclass
 
 import numpy as np
+
+from ._validation import check_integer, check_real, is_real_number
 
 __all__ = ["AudioSpec", "Spectrograms", "combine_specs", "get_audio_spec", "spec_of"]
 
@@ -60,28 +60,36 @@ class AudioSpec:
     def __post_init__(self) -> None:
         for name in ("sample_rate", "hop_length", "input_sample_rate"):
             value = getattr(self, name)
-            if value is None and name != "sample_rate":
-                continue
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-                raise ValueError(f"AudioSpec: {name} must be a positive integer, got {value!r}.")
-            object.__setattr__(self, name, int(value))
+            value = check_integer(
+                value,
+                name,
+                min_val=1,
+                allow_none=name != "sample_rate",
+                message=f"AudioSpec: {name} must be a positive integer, got {value!r}.",
+            )
+            object.__setattr__(self, name, value)
         for name in ("window_seconds", "clip_seconds"):
             value = getattr(self, name)
-            if value is None:
-                continue
-            if not _is_positive_number(value):
-                raise ValueError(
-                    f"AudioSpec: {name} must be a positive number of seconds or None, got "
-                    f"{value!r}."
-                )
-            object.__setattr__(self, name, float(value))
-        low, high = (float(edge) for edge in self.frequency_range)
-        if not 0 <= low < high:
+            value = check_real(
+                value,
+                name,
+                min_val=0,
+                include_boundaries="neither",
+                allow_none=True,
+                message=f"AudioSpec: {name} must be a positive number of seconds or None, got "
+                f"{value!r}.",
+            )
+            object.__setattr__(self, name, value)
+        try:
+            low, high = self.frequency_range
+        except (TypeError, ValueError):
+            low = high = None
+        if not (is_real_number(low) and is_real_number(high) and 0 <= low < high):
             raise ValueError(
                 f"AudioSpec: frequency_range must be (low, high) Hz with 0 <= low < high, got "
                 f"{self.frequency_range!r}."
             )
-        object.__setattr__(self, "frequency_range", (low, high))
+        object.__setattr__(self, "frequency_range", (float(low), float(high)))
 
     @property
     def waveform_rate(self) -> int:
@@ -148,15 +156,6 @@ class Spectrograms(np.ndarray):
     def __setstate__(self, state) -> None:
         array_state, self.audio_spec = state
         super().__setstate__(array_state)
-
-
-def _is_positive_number(value) -> bool:
-    return (
-        isinstance(value, numbers.Real)
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-        and value > 0
-    )
 
 
 def spec_of(X) -> AudioSpec | None:

@@ -1,14 +1,30 @@
 """Tests of the parameter checks, and that NumPy numbers (as grids give them) pass them."""
 
 import joblib
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV, KFold
 from sklearn.multiclass import OneVsRestClassifier
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer
 
-from sklearn_birdaudio import MelSpectrogramTransformer, make_birdsong
+from sklearn_birdaudio import (
+    AudioSpec,
+    BirdNETClassifier,
+    BirdNETEmbedder,
+    MelSpectrogramTransformer,
+    ScoreCalibrator,
+    make_birdsong,
+    plot_detections,
+)
 from sklearn_birdaudio._validation import (
     check_integer,
     check_memory,
@@ -19,6 +35,7 @@ from sklearn_birdaudio._validation import (
 from sklearn_birdaudio.audio import load_audio, stream_audio
 from sklearn_birdaudio.augment import BackgroundMix, Mixup, RandomGain, SpecAugment
 from sklearn_birdaudio.classifier import AttentionCNNClassifier
+from sklearn_birdaudio.distributed import set_torch_threads
 from sklearn_birdaudio.ensemble import VotingClassifier
 from sklearn_birdaudio.metrics import f1_at_threshold, padded_cmap
 from sklearn_birdaudio.modules import AttentionCNN
@@ -251,3 +268,164 @@ def test_model_file_domains_take_numpy_numbers():
     assert np.float32(0.5) in Real(0.0, 1.0) and np.int64(1) in Real(0.0, 1.0)
     assert np.float64(np.nan) not in Real(0.0, 1.0) and False not in Real(0.0, 1.0)
     assert np.float32(0.0) not in Real(0.0, 1.0, low_open=True)
+
+
+MEL_PARAMETERS = {
+    "sample_rate": 8000, "duration": 0.5, "n_fft": 256, "hop_length": 128, "n_mels": 16,
+    "fmin": 50.0, "fmax": 4000.0, "top_db": 60.0, "input_sample_rate": 16000, "batch_size": 2,
+}  # fmt: skip
+
+
+def as_numpy(parameters: dict) -> dict:
+    """The same values as NumPy scalars: int64 for the ints, float32 for the floats."""
+    return {
+        name: np.int64(value) if isinstance(value, int) else np.float32(value)
+        for name, value in parameters.items()
+    }
+
+
+def test_mel_transformer_takes_numpy_numbers_and_transforms_the_same():
+    waveforms = np.random.default_rng(0).normal(size=(3, 8000)).astype(np.float32)
+    plain = MelSpectrogramTransformer(**MEL_PARAMETERS)
+    numpy = MelSpectrogramTransformer(**as_numpy(MEL_PARAMETERS))
+    np.testing.assert_array_equal(numpy.fit_transform(waveforms), plain.fit_transform(waveforms))
+    assert numpy.audio_spec == plain.audio_spec
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("n_mels", "n_mels must be a positive integer, got True."),
+        ("duration", "duration must be a positive finite number or None, got True."),
+        ("input_sample_rate", "input_sample_rate must be a positive integer or None, got True."),
+        ("fmin", "fmin must be a finite number >= 0, got True."),
+    ],
+)
+def test_mel_transformer_still_refuses_bools(name, message):
+    with pytest.raises(ValueError) as error:
+        MelSpectrogramTransformer(**{**MEL_PARAMETERS, name: True}).fit([np.zeros(800)])
+    assert str(error.value) == message
+
+
+def test_grid_search_over_mel_parameters_as_numpy_numbers():
+    waveforms = np.random.default_rng(0).normal(size=(8, 8000)).astype(np.float32)
+    y = np.arange(8) % 2  # both classes in every fold
+    pipeline = Pipeline(
+        [
+            ("mel", MelSpectrogramTransformer(**MEL_PARAMETERS)),
+            ("flat", FunctionTransformer(lambda X: X.reshape(len(X), -1))),
+            ("linear", LogisticRegression(max_iter=200)),
+        ]
+    )
+    grid = {"mel__n_mels": np.array([8, 16]), "mel__hop_length": [np.int64(256)]}
+    search = GridSearchCV(pipeline, grid, cv=KFold(2), error_score="raise")
+    search.fit(waveforms, y)
+    assert isinstance(search.best_params_["mel__n_mels"], np.int64)
+    assert search.predict(waveforms).shape == (8,)
+
+
+def test_audio_spec_takes_numpy_numbers_and_stores_python_ones():
+    spec = AudioSpec(
+        sample_rate=np.int64(16000), hop_length=np.int32(256), window_seconds=np.float32(1.5),
+        clip_seconds=np.float64(3.0), input_sample_rate=np.uint16(8000),
+        frequency_range=(np.int64(0), np.float32(8000)),
+    )  # fmt: skip
+    assert spec == AudioSpec(16000, 256, 1.5, 3.0, 8000, (0.0, 8000.0))
+    values = [spec.sample_rate, spec.hop_length, spec.input_sample_rate, spec.window_seconds]
+    assert [type(value) for value in values] == [int, int, int, float]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"hop_length": True}, "AudioSpec: hop_length must be a positive integer, got True."),
+        ({"sample_rate": None}, "AudioSpec: sample_rate must be a positive integer, got None."),
+        (
+            {"clip_seconds": np.float32(np.inf)},
+            "AudioSpec: clip_seconds must be a positive number of seconds or None, got ",
+        ),
+        ({"frequency_range": (20.0,)}, "AudioSpec: frequency_range must be (low, high) Hz"),
+        ({"frequency_range": (True, 9.0)}, "AudioSpec: frequency_range must be (low, high) Hz"),
+    ],
+)
+def test_audio_spec_refusals_keep_their_words(change, message):
+    with pytest.raises(ValueError) as error:
+        AudioSpec(**change)
+    assert str(error.value).startswith(message)
+
+
+def test_birdnet_estimators_take_numpy_numbers():
+    numbers = {
+        "overlap_seconds": np.float32(1.5), "batch_size": np.int64(2), "n_threads": np.int32(1),
+        "input_sample_rate": np.int64(16000),
+    }  # fmt: skip
+    BirdNETEmbedder(**numbers).fit([np.zeros(16000)])
+    BirdNETClassifier(**numbers, missing_score=np.float32(0.5))._check_params()
+    for name, message in [
+        ("overlap_seconds", "overlap_seconds must be >= 0 and below the 3-s window, got True."),
+        ("n_threads", "n_threads must be a positive integer, got True."),
+        ("input_sample_rate", "input_sample_rate must be a positive integer, got True."),
+    ]:
+        with pytest.raises(ValueError) as error:
+            BirdNETEmbedder(**{name: True}).fit([np.zeros(16000)])
+        assert str(error.value) == message
+    with pytest.raises(ValueError, match=r"^missing_score must be in \[0, 1\], got 'x'\.$"):
+        BirdNETClassifier(missing_score="x")._check_params()
+
+
+def test_score_calibrator_takes_numpy_numbers():
+    rng = np.random.default_rng(0)
+    scores = rng.uniform(0.1, 1, 60)
+    reviews = pd.DataFrame(
+        {"label": np.repeat(["owl", "wren"], 30), "confidence": scores, "verdict": scores > 0.5}
+    )
+    plain = ScoreCalibrator(min_reviews=3, C=0.5).fit(reviews, reviews["verdict"])
+    numpy = ScoreCalibrator(min_reviews=np.int64(3), C=np.float32(0.5))
+    numpy.fit(reviews, reviews["verdict"])
+    np.testing.assert_array_equal(numpy.coef_, plain.coef_)
+    pd.testing.assert_frame_equal(
+        numpy.thresholds(
+            probability=np.float32(0.75), confidence_level=np.float64(0.9),
+            n_bootstrap=np.int64(3), random_state=0,
+        ),
+        plain.thresholds(probability=0.75, confidence_level=0.9, n_bootstrap=3, random_state=0),
+    )  # fmt: skip
+    with pytest.raises(ValueError, match=r"^n_bootstrap must be a non-negative integer, got -1"):
+        plain.thresholds(probability=0.75, n_bootstrap=-1)
+    with pytest.raises(ValueError, match=r"^precision must be a number strictly between 0 and 1"):
+        plain.thresholds(precision=np.float32(1.0))
+    with pytest.raises(ValueError, match=r"^min_reviews must be a positive integer, got True\.$"):
+        ScoreCalibrator(min_reviews=True).fit(reviews, reviews["verdict"])
+
+
+def test_plot_detections_takes_numpy_numbers():
+    waveform = np.random.default_rng(0).normal(size=16000).astype(np.float32)
+    mel = MelSpectrogramTransformer(**{**MEL_PARAMETERS, "duration": None})
+    fig = plot_detections(
+        waveform, mel=mel, start_s=np.float32(0.25), duration_s=np.int64(1),
+        max_classes=np.int64(2),
+    )  # fmt: skip
+    plain = plot_detections(waveform, mel=mel, start_s=0.25, duration_s=1, max_classes=2)
+    np.testing.assert_array_equal(
+        fig.axes[0].get_images()[0].get_array(), plain.axes[0].get_images()[0].get_array()
+    )
+    with pytest.raises(ValueError, match=r"^start_s must be a finite number of seconds >= 0"):
+        plot_detections(waveform, mel=mel, start_s=True)
+    plt.close("all")
+
+
+class _Client:
+    """What set_torch_threads asks of a Dask client, for one worker."""
+
+    def scheduler_info(self, n_workers):
+        return {"workers": {"tcp://worker": {}}}
+
+    def run(self, function, plan):
+        self.plan = plan
+
+
+def test_set_torch_threads_takes_numpy_numbers():
+    assert set_torch_threads(_Client(), n_threads=np.int64(2)) == {"tcp://worker": 2}
+    assert type(set_torch_threads(_Client(), n_threads=np.int32(1))["tcp://worker"]) is int
+    with pytest.raises(ValueError, match=r"^n_threads must be a positive integer, got True\.$"):
+        set_torch_threads(_Client(), n_threads=True)

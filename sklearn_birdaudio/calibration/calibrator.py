@@ -5,7 +5,6 @@ See :mod:`sklearn_birdaudio.calibration` for the model and the practice it follo
 
 from __future__ import annotations
 
-import numbers
 import warnings
 
 import numpy as np
@@ -15,19 +14,10 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils import Bunch, check_random_state
 from sklearn.utils.validation import check_is_fitted
 
+from .._validation import check_integer, check_real
 from .logistic import _fit_species, _logit_score
 from .reviews import _check_table, _examples, _verdicts, _weights
 from .thresholds import _precision_at, _probability_thresholds, _replicate_precision_thresholds
-
-
-def _check_unit_interval(name: str, value) -> float:
-    if (
-        not isinstance(value, numbers.Real)
-        or isinstance(value, bool)
-        or not 0 < value < 1  # also False for NaN
-    ):
-        raise ValueError(f"{name} must be a number strictly between 0 and 1, got {value!r}.")
-    return float(value)
 
 
 class ScoreCalibrator(ClassifierMixin, BaseEstimator):
@@ -119,18 +109,8 @@ class ScoreCalibrator(ClassifierMixin, BaseEstimator):
         return tags
 
     def _check_params(self) -> None:
-        if (
-            isinstance(self.min_reviews, bool)
-            or not isinstance(self.min_reviews, numbers.Integral)
-            or self.min_reviews < 1
-        ):
-            raise ValueError(f"min_reviews must be a positive integer, got {self.min_reviews!r}.")
-        if (
-            isinstance(self.C, bool)
-            or not isinstance(self.C, numbers.Real)
-            or not 0 < self.C < np.inf
-        ):
-            raise ValueError(f"C must be a positive finite number, got {self.C!r}.")
+        check_integer(self.min_reviews, "min_reviews", min_val=1)
+        check_real(self.C, "C", min_val=0, include_boundaries="neither")
 
     def fit(self, X: pd.DataFrame, y, sample_weight=None) -> ScoreCalibrator:
         """Fit the pooled model and one model per species.
@@ -311,16 +291,27 @@ class ScoreCalibrator(ClassifierMixin, BaseEstimator):
                 "and probability (a target probability of each detection being correct)."
             )
         target_name = "precision" if precision is not None else "probability"
-        target = _check_unit_interval(
-            target_name, precision if precision is not None else probability
+        strictly_between = {"min_val": 0, "max_val": 1, "include_boundaries": "neither"}
+        target = precision if precision is not None else probability
+        target = check_real(
+            target,
+            target_name,
+            **strictly_between,
+            message=f"{target_name} must be a number strictly between 0 and 1, got {target!r}.",
         )
-        level = _check_unit_interval("confidence_level", confidence_level)
-        if (
-            isinstance(n_bootstrap, bool)
-            or not isinstance(n_bootstrap, numbers.Integral)
-            or n_bootstrap < 0
-        ):
-            raise ValueError(f"n_bootstrap must be a non-negative integer, got {n_bootstrap!r}.")
+        level = check_real(
+            confidence_level,
+            "confidence_level",
+            **strictly_between,
+            message="confidence_level must be a number strictly between 0 and 1, got "
+            f"{confidence_level!r}.",
+        )
+        n_bootstrap = check_integer(
+            n_bootstrap,
+            "n_bootstrap",
+            min_val=0,
+            message=f"n_bootstrap must be a non-negative integer, got {n_bootstrap!r}.",
+        )
         species, labels, population, population_weight = self._population(reviews, sample_weight)
         n_seen, n_replicates = len(self.species_), n_bootstrap + 1
         resampled, theta = self._refit(n_bootstrap, random_state)

@@ -1,12 +1,12 @@
-"""Argument checks and limits shared by the figures."""
+"""Limits shared by the figures; their parameter checks are `sklearn_birdaudio._validation`."""
 
 from __future__ import annotations
 
-import numbers
+from .._validation import check_integer
 
 MAX_NAMES_IN_NOTE = 5  # names listed in a message or a title before "and N more"
 
 
 def _check_positive_int(name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+    # Left for curves.py until it calls check_integer(value, name, min_val=1) itself.
+    check_integer(value, name, min_val=1)

@@ -8,7 +8,6 @@ added to the axes (the detection boxes, your own annotations) is placed in Hz.
 from __future__ import annotations
 
 import hashlib
-import numbers
 import os
 import warnings
 from typing import TYPE_CHECKING
@@ -17,8 +16,9 @@ import numpy as np
 import pandas as pd
 from sklearn.base import clone
 
+from .._validation import check_integer, check_real
 from ..features import MelSpectrogramTransformer
-from ._checks import MAX_NAMES_IN_NOTE, _check_positive_int
+from ._checks import MAX_NAMES_IN_NOTE
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -162,16 +162,6 @@ def _draw_spectrogram(
         ),
         transform=ax.get_xaxis_transform(),  # x in seconds, y in axes coordinates
     )
-
-
-def _check_window(start_s, duration_s) -> tuple[float, float | None]:
-    if not (isinstance(start_s, numbers.Real) and np.isfinite(start_s) and start_s >= 0):
-        raise ValueError(f"start_s must be a finite number of seconds >= 0, got {start_s!r}.")
-    if duration_s is not None and not (
-        isinstance(duration_s, numbers.Real) and np.isfinite(duration_s) and duration_s > 0
-    ):
-        raise ValueError(f"duration_s must be a positive number of seconds, got {duration_s!r}.")
-    return float(start_s), None if duration_s is None else float(duration_s)
 
 
 def _part(source, file: str | None, mel: MelSpectrogramTransformer, start_s, duration_s):
@@ -349,8 +339,21 @@ def plot_detections(
     """
     import matplotlib.pyplot as plt
 
-    _check_positive_int("max_classes", max_classes)
-    start_s, duration_s = _check_window(start_s, duration_s)
+    check_integer(max_classes, "max_classes", min_val=1)
+    start_s = check_real(
+        start_s,
+        "start_s",
+        min_val=0,
+        message=f"start_s must be a finite number of seconds >= 0, got {start_s!r}.",
+    )
+    duration_s = check_real(
+        duration_s,
+        "duration_s",
+        min_val=0,
+        include_boundaries="neither",
+        allow_none=True,
+        message=f"duration_s must be a positive number of seconds, got {duration_s!r}.",
+    )
     mel = _display_mel(mel)
     if isinstance(source, (str, os.PathLike)):
         file = os.fspath(source)
