@@ -10,7 +10,8 @@ import pandas as pd
 from sklearn.metrics import average_precision_score, precision_recall_curve
 from sklearn.utils.validation import check_is_fitted
 
-from ._checks import MAX_NAMES_IN_NOTE, _check_positive_int
+from .._validation import check_integer
+from .spectrograms import MAX_NAMES_IN_NOTE
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -251,7 +252,7 @@ def plot_precision_recall(
     """
     import matplotlib.pyplot as plt
 
-    _check_positive_int("max_classes", max_classes)
+    max_classes = check_integer(max_classes, "max_classes", min_val=1)
     indicator, scores, names = _targets_and_scores(y_true, y_score, classes)
     positives = indicator.sum(axis=0)
     with_positives = np.flatnonzero(positives > 0)

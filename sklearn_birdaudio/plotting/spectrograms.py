@@ -18,7 +18,6 @@ from sklearn.base import clone
 
 from .._validation import check_integer, check_real
 from ..features import MelSpectrogramTransformer
-from ._checks import MAX_NAMES_IN_NOTE
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -29,6 +28,8 @@ DETECTION_COLUMNS = ("start_s", "end_s", "label", "confidence")
 # Frequency ticks (Hz) of the mel axis: those inside the displayed band are shown.
 FREQUENCY_TICKS_HZ = (0, 250, 500, 1000, 2000, 3000, 4000, 6000, 8000, 12000, 16000, 24000)
 LABEL_LINE_POINTS = 11  # vertical offset between labels of boxes of the same window
+
+MAX_NAMES_IN_NOTE = 5  # names listed in a message or a title before "and N more"
 
 
 def _class_colors(classes) -> dict[str, tuple]:
