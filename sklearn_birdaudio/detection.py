@@ -319,7 +319,8 @@ def detect(
         41 MB of audio.
     n_jobs : int or None, default=1
         Recordings scored at once, in threads of this process (``-1``: one per core),
-        longest first. Each thread scores with its own copy of the model, and torch gets
+        longest first. The threads share the model (predicting does not change the
+        package's estimators; a model of your own must allow it), and torch gets
         ``cores / n_jobs`` threads for the duration of the call (restored afterwards).
         With several files, ``n_jobs=-1`` was the fastest setting measured on 2 cores
         (1.34x ``n_jobs=1``, ``benchmarks/speed.py``).
@@ -513,8 +514,8 @@ def _run(
         with lock:
             bar.update(seconds)
 
-    # Longest first, so that no long file starts last. Each thread scores with its own
-    # copy of the model: models from outside the package need not be thread-safe.
+    # Longest first, so that no long file starts last. The threads share the model:
+    # predicting does not change it.
     order = sorted(range(len(source_list)), key=lambda index: -lengths[index])
     items = [(source_list[index], names[index], progress) for index in order]
     yield from run_in_threads(scorer, model, items, n_workers, read_ahead=read_ahead)

@@ -8,7 +8,6 @@ per-file scorer (:mod:`sklearn_birdaudio.scoring`).
 from __future__ import annotations
 
 import contextlib
-import copy
 import os
 import queue
 import threading
@@ -115,27 +114,21 @@ def run_in_threads(
     *,
     read_ahead: bool | None = None,
 ) -> Iterator:
-    """``score(model_copy, *item, read_ahead=...)`` for each item in ``n_workers`` threads.
+    """``score(model, *item, read_ahead=...)`` for each item in ``n_workers`` threads.
 
     Results come as they finish. The heavy parts (decoding, resampling, FFTs,
     convolutions) release the GIL, so the threads run in parallel without the start-up
-    and pickling costs of processes. Each thread scores with its own copy of the model
-    (made once per thread), and torch gets ``cores / n_workers`` threads each for the
-    duration (restored afterwards).
+    and pickling costs of processes. The threads share ``model``: its ``predict_proba``
+    must not change it (the package's estimators do not; ``tests/test_detection.py``
+    checks that threads get the sequential results). torch gets ``cores / n_workers``
+    threads each for the duration (restored afterwards).
     """
-    copies = threading.local()
-
-    def run(item):
-        if not hasattr(copies, "model"):
-            copies.model = copy.deepcopy(model)
-        return score(copies.model, *item, read_ahead=ahead)
-
     threads = max(1, (os.cpu_count() or 1) // n_workers)
     with torch_threads(threads):
         ahead = should_read_ahead(read_ahead, n_workers)
         pool = ThreadPoolExecutor(n_workers, thread_name_prefix="detect")
         try:
-            futures = [pool.submit(run, item) for item in items]
+            futures = [pool.submit(score, model, *item, read_ahead=ahead) for item in items]
             for future in as_completed(futures):
                 yield future.result()
         finally:

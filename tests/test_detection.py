@@ -308,11 +308,16 @@ def test_parallel_detection_equals_sequential(trained, recording, write_audio):
         return {name: value for name, value in model.get_params().items() if "device" in name}
 
     threads_before, devices_before = torch.get_num_threads(), devices()
+    state_before = {id(step): dict(vars(step)) for _, step in model.steps}
     parallel = detect(model, paths, n_jobs=2, verbose=0)
     pd.testing.assert_frame_equal(parallel, sequential, atol=1e-6)
     assert parallel.attrs == sequential.attrs
-    # The threads score with copies: the model and torch's thread count are as they were.
+    # The threads share the model, which predicting leaves as it was, and torch's thread
+    # count is restored.
     assert torch.get_num_threads() == threads_before and devices() == devices_before
+    for _, step in model.steps:
+        assert vars(step).keys() == state_before[id(step)].keys()
+        assert all(vars(step)[key] is value for key, value in state_before[id(step)].items())
 
 
 def test_parallel_detection_scores_files_concurrently_and_reports_each(
