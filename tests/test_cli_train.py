@@ -87,6 +87,18 @@ def trained(dataset, tmp_path_factory):
     return model
 
 
+def test_the_front_ends_hop_reaches_the_classifier_end_to_end(dataset, trained, capsys):
+    """TINY trains with --set mel__hop_length=512 at 16 kHz: the classifier learns it, and the
+    saved model's detect windows are those of the front end."""
+    from sklearn_birdaudio import get_audio_spec, load_model
+
+    model = load_model(trained)
+    spec = get_audio_spec(model)
+    assert (spec.sample_rate, spec.hop_length) == (RATE, 512)
+    assert model.named_steps["cnn"].audio_spec_ == spec
+    assert model.named_steps["cnn"]._window_frames == 1 + RATE // 512  # --window-seconds 1
+
+
 def paths_of(dataset: Path, split: str) -> list[str]:
     table = pd.read_csv(dataset / "labels.csv")
     return [str(dataset / path) for path in table.loc[table["split"] == split, "path"]]
@@ -171,7 +183,6 @@ def test_the_default_model_is_the_recipe_and_says_why(dataset, fit_spy, tmp_path
     assert cnn.module__subtract_band_median and cnn.crops_per_recording == 6
     assert cnn.max_epochs == 30 and cnn.lr == 2e-3  # the recipe's, not overridden
     assert fit_spy[0]["model"].named_steps["mel"].sample_rate == RATE
-    assert fit_spy[0]["model"].named_steps["mel"].audio_spec.sample_rate == RATE
 
 
 @pytest.mark.parametrize("name", ["cnn-defaults", "cnn"])
@@ -205,6 +216,12 @@ def test_cnn_defaults_and_its_deprecated_alias(dataset, fit_spy, tmp_path, capsy
         (["--window-seconds", "0"], "--window-seconds 0: expected a number > 0"),
         (["--set", "cnn__no_such=1"], "--set cnn__no_such=1: no parameter 'no_such' in Attent"),
         (["--set", "mel__n_mel=8"], "--set mel__n_mel=8: no parameter 'n_mel' in MelSpectrog"),
+        (
+            ["--set", "cnn__hop_length=256"],
+            "--set cnn__hop_length=256: the classifier has no "
+            "hop_length of its own any more: it learns it from the front end's spectrograms, "
+            "here mel__hop_length=512. Set mel__hop_length instead.",
+        ),
     ],
 )
 def test_bad_options_are_refused_before_any_audio_is_read(

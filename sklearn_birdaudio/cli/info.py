@@ -1,0 +1,221 @@
+"""``birdaudio info``: what a model file holds, as text or JSON.
+
+Its kind and steps, classes, front end, network size and settings, training history,
+the parameters not restored from the file, the licence and the versions of the packages.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .errors import EXIT_OK
+from .models import estimators_in, final_estimator, load_fitted_model, print_dropped, uses_birdnet
+
+
+def run(args) -> int:
+    """Run ``birdaudio info``.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Its parsed command line.
+
+    Returns
+    -------
+    int
+        ``EXIT_OK``.
+    """
+    dropped = {}
+    model = load_fitted_model(args.model, allow_pickle=args.allow_pickle, dropped=dropped)
+    if dropped:  # on stderr, as every command that loads a model lists them
+        print_dropped(dropped)
+    summary = _model_summary(model, args.model, dropped)
+    if args.json:
+        print(json.dumps(summary, indent=2, default=str))
+    else:
+        _print_summary(summary)
+    return EXIT_OK
+
+
+def _front_end(members: list) -> dict | None:
+    """What the model takes: a log-mel's settings, or what BirdNET says it takes."""
+    from ..embeddings import BirdNETClassifier, BirdNETEmbedder
+    from ..features import MelSpectrogramTransformer
+
+    windows = [
+        member.window_seconds
+        for member in members
+        if isinstance(getattr(member, "window_seconds", None), (int, float))
+    ]
+    for member in members:
+        if isinstance(member, MelSpectrogramTransformer):
+            return {
+                "kind": "log-mel spectrogram",
+                "sample_rate": member.sample_rate,
+                "input_sample_rate": member.input_sample_rate,
+                "n_mels": member.n_mels,
+                "fmin": member.fmin,
+                "fmax": member.fmax if member.fmax is not None else member.sample_rate / 2,
+                "window_seconds": windows[0] if windows else None,
+                "clip_seconds": member.duration,
+            }
+        if isinstance(member, (BirdNETEmbedder, BirdNETClassifier)):
+            spec = member.audio_spec
+            fmin, fmax = spec.frequency_range
+            return {
+                "kind": "BirdNET v2.4 embeddings",
+                "sample_rate": spec.waveform_rate,
+                "window_seconds": spec.window_seconds,
+                "fmin": fmin,
+                "fmax": fmax,
+            }
+    return None
+
+
+def _network(classifier, members: list) -> dict:
+    """The number of weights in the model file, and the network's own settings."""
+    n_weights = 0
+    for member in members:
+        if hasattr(member, "module_"):
+            n_weights += sum(parameter.numel() for parameter in member.module_.parameters())
+        elif not hasattr(member, "estimators_"):
+            n_weights += sum(
+                int(np.size(getattr(member, name)))
+                for name in ("coef_", "intercept_")
+                if hasattr(member, name)
+            )
+    settings = {
+        name.removeprefix("module__"): value
+        for name, value in classifier.get_params(deep=False).items()
+        if name.startswith("module__")
+    }
+    module = getattr(classifier, "module_", None)
+    return {
+        "n_weights": n_weights,
+        "module": None if module is None else type(module).__name__,
+        "settings": settings,
+    }
+
+
+def _training(classifier) -> dict | None:
+    """Epochs, best validation scores and the training examples of a skorch history."""
+    history = getattr(classifier, "history_", None)
+    if not history:
+        return None
+    training = {"epochs": len(history)}
+    for key, best in (("valid_loss", np.nanargmin), ("valid_mAP", np.nanargmax)):
+        if key in history[-1]:
+            values = np.asarray(history[:, key], dtype=float)
+            if not np.isnan(values).all():
+                index = int(best(values))
+                training[f"best_{key}"] = {"value": float(values[index]), "epoch": index + 1}
+    if "train_loss" in history[-1]:
+        training["last_train_loss"] = float(history[-1]["train_loss"])
+    # The batches of an epoch hold each training example once (one window of a recording).
+    examples = sum(batch.get("train_batch_size", 0) for batch in history[0].get("batches", []))
+    if examples:
+        training["training_examples_per_epoch"] = int(examples)
+    return training
+
+
+def _model_summary(model, path: Path, dropped: dict) -> dict:
+    """What ``info`` shows: kind, classes, front end, network, training, licence, versions."""
+    import sklearn
+    import skorch
+    import torch
+
+    from .. import __version__
+
+    members = estimators_in(model)
+    classifier = final_estimator(model)
+    steps = [[name, type(step).__name__] for name, step in getattr(model, "steps", [])]
+    summary = {
+        "model": str(path),
+        "kind": type(model).__name__,
+        "steps": steps,
+        "classes": [str(label) for label in model.classes_],
+        "front_end": _front_end(members),
+        "network": _network(classifier, members),
+        "training": _training(classifier),
+        "not_restored": {
+            name: {"value": repr(value), "reason": reason}
+            for name, (value, reason) in dropped.items()
+        },
+        "licence": None,
+        "versions": {
+            "sklearn-birdaudio": __version__,
+            "torch": torch.__version__,
+            "scikit-learn": sklearn.__version__,
+            "skorch": skorch.__version__,
+            "numpy": np.__version__,
+        },
+    }
+    if uses_birdnet(model):
+        from ..embeddings import LICENSE
+
+        summary["licence"] = LICENSE
+    return summary
+
+
+def _print_summary(summary: dict) -> None:
+    import textwrap
+
+    print(f"Model: {summary['model']}")
+    steps = " -> ".join(f"{name} ({kind})" for name, kind in summary["steps"])
+    print(f"Kind: {summary['kind']}" + (f": {steps}" if steps else ""))
+    classes = summary["classes"]
+    print(
+        textwrap.fill(
+            ", ".join(classes),
+            width=88,
+            initial_indent=f"Classes ({len(classes)}): ",
+            subsequent_indent="  ",
+            break_on_hyphens=False,
+        )
+    )
+    front_end = summary["front_end"]
+    if front_end:
+        line = f"Front end: {front_end['kind']} at {front_end['sample_rate']} Hz"
+        if front_end.get("input_sample_rate"):
+            line += f" (arrays taken at {front_end['input_sample_rate']} Hz)"
+        if front_end.get("n_mels"):
+            line += f", {front_end['n_mels']} mel bands"
+        line += f", {front_end['fmin']:g}-{front_end['fmax']:g} Hz"
+        if front_end.get("window_seconds") is not None:
+            line += f"; windows of {front_end['window_seconds']:g} s"
+        if "clip_seconds" in front_end:
+            clip = front_end["clip_seconds"]
+            line += "; clips: " + ("whole recordings" if clip is None else f"{clip:g} s")
+        print(line)
+    network = summary["network"]
+    settings = ", ".join(f"{name}={value!r}" for name, value in network["settings"].items())
+    module = f"{network['module']}, " if network["module"] else ""
+    print(
+        f"Network: {module}{network['n_weights']:,} weights in the file"
+        + (f" ({settings})" if settings else "")
+    )
+    training = summary["training"]
+    if training:
+        parts = [f"{training['epochs']} epochs"]
+        for key, name in (("best_valid_loss", "validation loss"), ("best_valid_mAP", "mAP")):
+            if key in training:
+                best = training[key]
+                parts.append(f"best validation {name.split()[-1]} {best['value']:.4f} "
+                             f"(epoch {best['epoch']})")  # fmt: skip
+        if "training_examples_per_epoch" in training:
+            parts.append(f"{training['training_examples_per_epoch']} training examples per epoch")
+        print("Training: " + "; ".join(parts))
+    if summary["not_restored"]:
+        dropped = [
+            f"{name} = {entry['value']} ({entry['reason']})"
+            for name, entry in summary["not_restored"].items()
+        ]
+        print("Not restored from the model file (defaults used): " + "; ".join(dropped))
+    if summary["licence"]:
+        print(f"Licence: {summary['licence']}; embeddings and models built on them fall under it.")
+    print(
+        "Versions: " + ", ".join(f"{name} {value}" for name, value in summary["versions"].items())
+    )
