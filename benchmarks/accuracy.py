@@ -94,7 +94,7 @@ def scores_of(targets, primary, probabilities) -> dict[str, float]:
         "macro mAP": mean_average_precision(targets, probabilities),
         "micro mAP": mean_average_precision(targets, probabilities, average="micro"),
         "padded cmAP": padded_cmap(targets, probabilities),
-        "micro F1 @ 0.5": f1_at_threshold(targets, probabilities, 0.5),
+        "micro F1 @ 0.5": f1_at_threshold(targets, probabilities, threshold=0.5),
         "top-1 (primary)": top1_accuracy(primary, probabilities),
         "subset accuracy": float(np.mean(np.all((probabilities >= 0.5) == targets, axis=1))),
     }

@@ -230,7 +230,7 @@ def window_metrics(detections: pd.DataFrame, truth: pd.DataFrame) -> dict:
         "windows": len(windows),
         "padded_cmap": padded_cmap(targets, scores),
         "macro_map": mean_average_precision(targets[:, present], scores[:, present]),
-        "micro_f1": f1_at_threshold(targets, scores, 0.5),
+        "micro_f1": f1_at_threshold(targets, scores, threshold=0.5),
     }
 
 

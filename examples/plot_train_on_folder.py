@@ -84,7 +84,7 @@ pipeline = Pipeline(
 scores = pipeline.predict_proba(paths_test)
 print(
     f"Test macro mAP {mean_average_precision(Y_test, scores):.3f}, "
-    f"micro F1 {f1_at_threshold(Y_test, scores, 0.5):.3f}"
+    f"micro F1 {f1_at_threshold(Y_test, scores, threshold=0.5):.3f}"
 )
 print(classification_report(Y_test, pipeline.predict(paths_test), target_names=species))
 

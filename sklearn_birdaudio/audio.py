@@ -17,6 +17,7 @@ import numpy as np
 import soundfile
 import soxr
 
+from ._deprecation import deprecate_positional
 from ._validation import check_real
 
 __all__ = [
@@ -217,7 +218,7 @@ def _open(path: str) -> soundfile.SoundFile:
 
 
 def audio_files(
-    folder: str | os.PathLike, extensions: tuple[str, ...] = AUDIO_EXTENSIONS
+    folder: str | os.PathLike, *, extensions: tuple[str, ...] = AUDIO_EXTENSIONS
 ) -> list[str]:
     """The audio files under ``folder``, searched recursively, in sorted path order.
 
@@ -387,8 +388,10 @@ def _mix_and_resample(
     return np.ascontiguousarray(waveform, dtype=np.float32)
 
 
+@deprecate_positional
 def load_audio(
     source: AudioSource,
+    *,
     sample_rate: int = 32000,
     mono: bool = True,
     source_rate: int | None = None,
@@ -528,8 +531,10 @@ def _read_file(
     return data.T, rate
 
 
+@deprecate_positional
 def stream_audio(
     source: AudioSource,
+    *,
     block_seconds: float,
     sample_rate: int = 32000,
     mono: bool = True,
@@ -590,7 +595,7 @@ def stream_audio(
     block_samples = max(1, int(round(block_seconds * sample_rate)))
 
     if not isinstance(source, (str, os.PathLike)):
-        waveform = load_audio(source, sample_rate, mono=mono, source_rate=source_rate)
+        waveform = load_audio(source, sample_rate=sample_rate, mono=mono, source_rate=source_rate)
         for start in range(0, waveform.shape[-1], block_samples):
             yield waveform[..., start : start + block_samples]
         return

@@ -15,6 +15,7 @@ import pandas as pd
 from scipy.signal import lfilter
 from sklearn.utils import check_random_state
 
+from ._deprecation import deprecate_positional
 from ._validation import check_integer, check_real
 from .audio import AUDIO_EXTENSIONS, AudioError, audio_files
 
@@ -73,8 +74,10 @@ def _render_bout(song: dict, n_syllables: int, pitch_scale: float, sample_rate: 
     return envelope * tone / 1.3
 
 
+@deprecate_positional
 def make_birdsong(
     n_samples: int = 100,
+    *,
     n_classes: int = 5,
     duration: float = 5.0,
     sample_rate: int = 32000,
@@ -218,6 +221,7 @@ def _indicator(label_sets: list[set[str]], classes) -> tuple[np.ndarray, list[st
 
 def load_folder(
     root: str | os.PathLike,
+    *,
     extensions: tuple[str, ...] = AUDIO_EXTENSIONS,
     classes=None,
     as_frame: bool = False,
@@ -256,7 +260,7 @@ def load_folder(
         raise AudioError(f"{root}: not a folder; expected a folder of class sub-folders.")
     paths, label_sets = [], []
     for class_dir in sorted(path for path in root_path.iterdir() if path.is_dir()):
-        for path in audio_files(class_dir, extensions):
+        for path in audio_files(class_dir, extensions=extensions):
             paths.append(path)
             label_sets.append({class_dir.name})
     if not paths:
@@ -270,6 +274,7 @@ def load_folder(
 
 def load_manifest(
     csv_path: str | os.PathLike,
+    *,
     path_column: str = "path",
     label_columns: str | tuple[str, ...] = ("primary_label", "secondary_labels"),
     separator: str = ";",

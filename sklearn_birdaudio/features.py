@@ -481,11 +481,11 @@ class MelSpectrogramTransformer(TransformerMixin, BaseEstimator):
         """Load one input as mono at ``sample_rate``, cropped/padded to ``target_samples``."""
         if not _is_path(source):
             try:
-                waveform = load_audio(source, self.sample_rate, source_rate=self.input_sample_rate)
+                waveform = load_audio(source, sample_rate=self.sample_rate, source_rate=self.input_sample_rate)
             except AudioError as error:  # say which of the waveforms in X it is
                 raise AudioError(f"{name}: {error}") from error
         elif self.duration is None:
-            waveform = load_audio(source, self.sample_rate)
+            waveform = load_audio(source, sample_rate=self.sample_rate)
         else:
             # Decode only the part that is kept (the header gives the length).
             offset_seconds = 0.0
@@ -494,7 +494,7 @@ class MelSpectrogramTransformer(TransformerMixin, BaseEstimator):
                 offset_seconds = excess / 2 if self.crop == "center" else excess
             waveform = load_audio(
                 source,
-                self.sample_rate,
+                sample_rate=self.sample_rate,
                 offset_seconds=offset_seconds,
                 duration_seconds=self.duration,
             )

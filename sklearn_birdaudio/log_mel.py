@@ -66,6 +66,7 @@ class LogMelSpectrogram(torch.nn.Module):
 
     def __init__(
         self,
+        *,
         sample_rate: int = 32000,
         n_fft: int = 1024,
         hop_length: int = 512,

@@ -21,6 +21,7 @@ import numpy as np
 from sklearn.metrics import average_precision_score, f1_score
 from sklearn.metrics import get_scorer as sklearn_get_scorer
 
+from ._deprecation import deprecate_positional
 from ._validation import check_integer, check_real
 
 __all__ = [
@@ -96,7 +97,7 @@ def _binarize(labels: np.ndarray, n_classes: int, classes, name: str) -> np.ndar
 
 
 # -- metrics ----------------------------------------------------------------------------------
-def mean_average_precision(y_true, y_score, average: str = "macro", *, classes=None) -> float:
+def mean_average_precision(y_true, y_score, *, average: str = "macro", classes=None) -> float:
     """Mean average precision (mAP) over classes, skipping classes with no positive.
 
     Average precision is undefined for a class with no positive sample in ``y_true``
@@ -156,7 +157,8 @@ def mean_average_precision(y_true, y_score, average: str = "macro", *, classes=N
     return float(average_precision_score(targets, scores, average=average))
 
 
-def padded_cmap(y_true, y_score, padding_factor: int = 5, *, classes=None) -> float:
+@deprecate_positional
+def padded_cmap(y_true, y_score, *, padding_factor: int = 5, classes=None) -> float:
     """Padded class-wise mean average precision (cmAP), the BirdCLEF 2021/2022 metric.
 
     ``padding_factor`` rows of all ones are appended to both the targets and the scores
@@ -209,8 +211,9 @@ def padded_cmap(y_true, y_score, padding_factor: int = 5, *, classes=None) -> fl
     )
 
 
+@deprecate_positional
 def f1_at_threshold(
-    y_true, y_score, threshold: float = 0.5, average: str = "micro", *, classes=None
+    y_true, y_score, *, threshold: float = 0.5, average: str = "micro", classes=None
 ) -> float:
     """F1 score of the species predicted present at a probability threshold.
 

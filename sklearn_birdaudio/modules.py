@@ -56,7 +56,7 @@ def fold_batch_norms(layers: nn.Sequential) -> nn.Sequential:
     return nn.Sequential(*folded)
 
 
-def band_median(spectrograms: torch.Tensor, padded: bool = True) -> torch.Tensor:
+def band_median(spectrograms: torch.Tensor, *, padded: bool = True) -> torch.Tensor:
     """Median of each band over the valid frames, ``(..., 1)``: the lower one of an even count.
 
     Parameters
@@ -106,6 +106,7 @@ class ResidualBlock(nn.Module):
         self,
         in_channels: int,
         out_channels: int,
+        *,
         stride: int = 2,
         shortcut: bool = True,
         batch_norm: bool = True,
@@ -151,7 +152,7 @@ class AttentionPooling(nn.Module):
         Attention heads.
     """
 
-    def __init__(self, embed_dim: int, n_heads: int = 8):
+    def __init__(self, embed_dim: int, *, n_heads: int = 8):
         super().__init__()
         self.query = nn.Parameter(torch.randn(1, 1, embed_dim) * embed_dim**-0.5)
         self.attention = nn.MultiheadAttention(embed_dim, n_heads, batch_first=True)
@@ -222,6 +223,7 @@ class AttentionCNN(nn.Module):
         self,
         n_classes: int,
         n_mels: int = 128,
+        *,
         in_channels: int = 1,
         base_filters: int = 64,
         n_blocks: int = 4,
@@ -280,7 +282,7 @@ class AttentionCNN(nn.Module):
                 )
             )
         )
-        self.pooling = AttentionPooling(channels[-1], n_heads)
+        self.pooling = AttentionPooling(channels[-1], n_heads=n_heads)
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(channels[-1], n_classes)
 
@@ -305,7 +307,7 @@ class AttentionCNN(nn.Module):
         # compiled graph takes the general path rather than break on the test.
         padded = torch.compiler.is_compiling() or bool((n_valid < valid.shape[1]).any())
         if self.subtract_band_median:
-            spectrograms = spectrograms - band_median(spectrograms, padded)
+            spectrograms = spectrograms - band_median(spectrograms, padded=padded)
         inputs = spectrograms
         if padded:
             # Padding becomes each clip's quietest value (silence), so convolutions near
@@ -322,7 +324,7 @@ class AttentionCNN(nn.Module):
         n_valid_steps = torch.clamp(-(-n_valid // self.time_reduction), min=1)  # ceil
         return embeddings, steps[None, :] >= n_valid_steps[:, None]
 
-    def for_inference(self, channels_last: bool = True) -> AttentionCNN:
+    def for_inference(self, *, channels_last: bool = True) -> AttentionCNN:
         """A copy for fast inference: batch norms folded into convolutions, eval mode.
 
         The copy computes the same logits as this network in eval mode (up to float

@@ -56,7 +56,7 @@ def small_data_recipe() -> dict:
     return dict(_SMALL_DATA)
 
 
-def make_small_data_pipeline(memory=None, random_state=None, verbose: int = 1, **params):
+def make_small_data_pipeline(*, memory=None, random_state=None, verbose: int = 1, **params):
     """Log-mel front end + :class:`AttentionCNNClassifier` with :func:`small_data_recipe`.
 
     Parameters

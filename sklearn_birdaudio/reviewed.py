@@ -283,7 +283,7 @@ def _load_window(window: dict, sample_rate: int) -> np.ndarray:
     try:
         return load_audio(
             path,
-            sample_rate,
+            sample_rate=sample_rate,
             offset_seconds=row["start_s"],
             duration_seconds=row["end_s"] - row["start_s"],
         )

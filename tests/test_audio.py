@@ -127,7 +127,7 @@ def test_integer_pcm_is_scaled_to_unit_range(pcm, expected):
 )
 def test_bad_files_raise_audio_error_naming_the_file(data_dir, name, message):
     path = data_dir / name
-    for read in (load_audio, audio_info, lambda p: list(stream_audio(p, 1.0))):
+    for read in (load_audio, audio_info, lambda p: list(stream_audio(p, block_seconds=1.0))):
         with pytest.raises(AudioError, match=message) as error:
             read(path)
         assert str(path) in str(error.value)
@@ -156,7 +156,7 @@ def test_file_with_nan_samples_is_rejected(write_audio):
         load_audio(path)
     assert str(path) in str(error.value)
     with pytest.raises(AudioError, match=r"0\.250 s"):
-        list(stream_audio(path, 0.1))
+        list(stream_audio(path, block_seconds=0.1))
 
 
 def test_zero_frame_file_is_rejected(write_audio):
@@ -247,7 +247,9 @@ def test_stream_memory_does_not_grow_with_the_recording(write_audio):
     path = write_audio("five_minutes.wav", waveform, 16000, subtype="PCM_16")
     del waveform
     tracemalloc.start()
-    n_samples = sum(len(block) for block in stream_audio(path, 5.0, sample_rate=32000))
+    n_samples = sum(
+        len(block) for block in stream_audio(path, block_seconds=5.0, sample_rate=32000)
+    )
     _, peak_bytes = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert n_samples == 300 * 32000

@@ -133,7 +133,9 @@ def test_files_below_the_rate_floor_are_refused_before_any_resampling(tmp_path, 
     match = f"^{re.escape(str(path))}: the header's sample rate is {rate} Hz, below MIN_SAMPLE_RATE"
     started = time.perf_counter()
     assert peak_while_refused(lambda: load_audio(path), match) < SMALL_PEAK
-    assert peak_while_refused(lambda: list(stream_audio(path, 1.0)), match) < SMALL_PEAK
+    assert (
+        peak_while_refused(lambda: list(stream_audio(path, block_seconds=1.0)), match) < SMALL_PEAK
+    )
     # Resampling 65536 samples from 1 Hz to 32 kHz took 156 s; refusing takes none of it.
     assert time.perf_counter() - started < 5.0
 
@@ -142,7 +144,10 @@ def test_the_rate_floor_itself_is_accepted(tmp_path):
     path = tmp_path / "floor.wav"
     soundfile.write(path, noise(MIN_SAMPLE_RATE // 10), MIN_SAMPLE_RATE)
     assert load_audio(path, sample_rate=32000).shape == (3200,)
-    assert sum(len(block) for block in stream_audio(path, 0.05, sample_rate=32000)) == 3200
+    assert (
+        sum(len(block) for block in stream_audio(path, block_seconds=0.05, sample_rate=32000))
+        == 3200
+    )
     waveform = noise(100)
     assert load_audio(waveform, source_rate=MIN_SAMPLE_RATE, sample_rate=32000).shape == (3200,)
 
@@ -153,7 +158,7 @@ def test_array_rates_below_the_floor_are_refused(three_files):
     with pytest.raises(AudioError, match=f"^array input: {match}"):
         load_audio(waveform, source_rate=999)
     with pytest.raises(AudioError, match=f"^array input: {match}"):
-        next(stream_audio(waveform, 1.0, source_rate=999))
+        next(stream_audio(waveform, block_seconds=1.0, source_rate=999))
     # Parameters for every waveform are refused once, naming the parameter.
     parameter = "^input_sample_rate is 999 Hz, below MIN_SAMPLE_RATE = 1000 Hz"
     with pytest.raises(ValueError, match=parameter):
@@ -205,7 +210,9 @@ def test_a_wav_declaring_more_data_than_it_holds_is_refused_as_truncated(tmp_pat
     path = forged_wav(tmp_path / "forged.wav", 4000, 2**32 - 16)
     match = f"^{re.escape(str(path))}: truncated: the header declares 4294967280 bytes"
     assert peak_while_refused(lambda: load_audio(path), match) < SMALL_PEAK
-    assert peak_while_refused(lambda: list(stream_audio(path, 1.0)), match) < SMALL_PEAK
+    assert (
+        peak_while_refused(lambda: list(stream_audio(path, block_seconds=1.0)), match) < SMALL_PEAK
+    )
 
 
 def expected_load_bytes(n_frames, n_channels, rate, sample_rate, mono) -> int:
@@ -255,7 +262,7 @@ def test_streaming_a_forged_length_gives_what_is_there_then_an_error(tmp_path):
     tracemalloc.start()
     try:
         with pytest.raises(AudioError, match=r"decoding failed after 8\.192 s of the 4294967"):
-            for block in stream_audio(path, 1.0, sample_rate=16000):
+            for block in stream_audio(path, block_seconds=1.0, sample_rate=16000):
                 blocks.append(block)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
@@ -476,9 +483,11 @@ def test_streaming_and_loading_agree_on_the_shortest_recordings(n_samples, rate,
         except AudioError as error:
             assert "shorter than one sample" in str(error)
             with pytest.raises(AudioError, match=re.escape(str(error))):
-                list(stream_audio(path, 1.0, sample_rate=sample_rate))
+                list(stream_audio(path, block_seconds=1.0, sample_rate=sample_rate))
             return
-        streamed = np.concatenate(list(stream_audio(path, 1.0, sample_rate=sample_rate)))
+        streamed = np.concatenate(
+            list(stream_audio(path, block_seconds=1.0, sample_rate=sample_rate))
+        )
     assert len(loaded) >= 1
     np.testing.assert_allclose(streamed, loaded, atol=1e-6)
 

@@ -466,7 +466,7 @@ def recordings(draw):
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(recordings(), min_size=1, max_size=3), st.sampled_from([None, 0.25]))
 def test_any_audio_gives_finite_spectrograms_of_the_right_shape(batch, duration):
-    clips = [load_audio(waveform, 16000, source_rate=rate) for waveform, rate in batch]
+    clips = [load_audio(waveform, sample_rate=16000, source_rate=rate) for waveform, rate in batch]
     transformer = MelSpectrogramTransformer(
         sample_rate=16000, duration=duration, n_fft=512, hop_length=256, n_mels=32, fmax=8000
     )

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from sklearn_birdaudio import AttentionCNNClassifier
+from sklearn_birdaudio import AttentionCNNClassifier, AudioSpec, Spectrograms
 from sklearn_birdaudio.classifier import inference_module
 from sklearn_birdaudio.modules import AttentionCNN, band_median, fold_batch_norms
 
@@ -26,8 +26,6 @@ TINY_CNN = {
     "module__n_heads": 2,
     "window_seconds": 1.0,
     "overlap_seconds": 0.5,
-    "sample_rate": 16000,
-    "hop_length": 512,
     "validation_fraction": None,
     "random_state": 0,
     "verbose": 0,
@@ -113,7 +111,7 @@ def data():
     X[3, ..., 50:] = np.nan  # a shorter recording, padded
     y = np.array(["wren", "owl"] * 8)
     X[y == "owl", :, :4] += 20  # something to learn
-    return X, y
+    return Spectrograms(X, AudioSpec(sample_rate=16000, hop_length=512)), y  # 32-frame windows
 
 
 @pytest.fixture(scope="module")

@@ -139,7 +139,8 @@ def test_padded_cmap_equals_kaggle_reference_on_random_data(padding_factor):
     y_true, y_score = random_problem(6, n_classes=6, missing=(2,))
     solution, submission = pd.DataFrame(y_true), pd.DataFrame(y_score)
     expected = kaggle_padded_cmap(solution, submission, padding_factor)
-    assert padded_cmap(solution, submission, padding_factor) == pytest.approx(expected)
+    score = padded_cmap(solution, submission, padding_factor=padding_factor)
+    assert score == pytest.approx(expected)
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -163,7 +164,8 @@ def test_f1_at_threshold_equals_f1_of_thresholded_scores(threshold, average):
     y_true, y_score = random_problem(8)
     predicted = (y_score >= threshold).astype(int)
     expected = f1_score(y_true, predicted, average=average, zero_division=0)
-    assert f1_at_threshold(y_true, y_score, threshold, average) == pytest.approx(expected)
+    score = f1_at_threshold(y_true, y_score, threshold=threshold, average=average)
+    assert score == pytest.approx(expected)
 
 
 def test_f1_at_threshold_rejects_binary_average():

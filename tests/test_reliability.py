@@ -402,10 +402,10 @@ CASES = [
     ),
     Case(
         "nan-in-stream", "file", "NaN samples in a file read block by block",
-        "`list(stream_audio('nan.wav', 0.1))`",
+        "`list(stream_audio('nan.wav', block_seconds=0.1))`",
         "`AudioError`: *nan.wav: contains 1 NaN or infinite sample(s), the first at 0.250 s; "
         "expected finite samples.*",
-        lambda ctx: list(stream_audio(ctx.files["nan.wav"], 0.1)), AudioError,
+        lambda ctx: list(stream_audio(ctx.files["nan.wav"], block_seconds=0.1)), AudioError,
         rf"^{PATH}: contains 1 NaN or infinite sample\(s\), the first at 0\.250 s", file="nan.wav",
     ),
     Case(
@@ -783,7 +783,8 @@ CASES = [
         "^input_sample_rate must be a positive whole number of Hz, got 0",
     ),
     Case(
-        "f1-threshold-nan", "parameter", "NaN threshold for F1", "`f1_at_threshold(Y, s, nan)`",
+        "f1-threshold-nan", "parameter", "NaN threshold for F1",
+        "`f1_at_threshold(Y, s, threshold=nan)`",
         "`ValueError`: *threshold must be a finite number; got nan.* (It used to return 0.0.)",
         lambda ctx: f1_at_threshold(np.eye(3), np.eye(3), threshold=math.nan), ValueError,
         "^threshold must be a finite number; got nan",
@@ -1008,7 +1009,8 @@ def test_any_waveform_gives_a_documented_spectrogram_or_an_audio_error(example, 
         # Refused only for too short or absurdly loud input, never for ordinary audio.
         assert n_out < 0.5 or amplitude > 1e15, error
         return
-    n_loaded = load_audio(waveform, 16000, source_rate=rate).shape[0]  # round(n_out) or so
+    # The length after resampling: round(n_out) or so.
+    n_loaded = load_audio(waveform, sample_rate=16000, source_rate=rate).shape[0]
     lengths = [4000, n_loaded] if duration is None else [4000, 4000]
     n_frames = [1 + length // 256 for length in lengths]
     assert output.dtype == np.float32 and output.shape == (2, 1, 32, max(n_frames))

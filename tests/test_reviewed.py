@@ -72,7 +72,7 @@ def test_a_window_is_cut_exactly_from_its_recording(recording, tmp_path):
     np.testing.assert_array_equal(X[1], samples[48000:64000])  # the last second
     # At another rate: what load_audio gives for the same segment.
     X, _ = reviewed_training_data(table, classes=CLASSES, sample_rate=32000)
-    expected = load_audio(path, 32000, offset_seconds=0.5, duration_seconds=1.25)
+    expected = load_audio(path, sample_rate=32000, offset_seconds=0.5, duration_seconds=1.25)
     assert X[0].shape == (40000,)
     np.testing.assert_array_equal(X[0], expected)
 

@@ -223,11 +223,11 @@ def test_augmentations_take_numpy_numbers():
 
 def test_make_birdsong_takes_numpy_numbers():
     plain = make_birdsong(
-        4, 3, duration=0.5, sample_rate=8000, n_labels=1.5, noise=0.05, distractors=2,
+        4, n_classes=3, duration=0.5, sample_rate=8000, n_labels=1.5, noise=0.05, distractors=2,
         random_state=0,
     )  # fmt: skip
     numpy = make_birdsong(
-        np.int64(4), np.int32(3), duration=np.float32(0.5), sample_rate=np.int64(8000),
+        np.int64(4), n_classes=np.int32(3), duration=np.float32(0.5), sample_rate=np.int64(8000),
         n_labels=np.float64(1.5), noise=np.float64(0.05), distractors=np.int64(2),
         random_state=0,
     )  # fmt: skip

@@ -56,7 +56,7 @@ def run(args) -> int:
         ("macro mAP", mean_average_precision(targets, scores, average="macro")),
         ("micro mAP", mean_average_precision(targets, scores, average="micro")),
         ("padded cmAP", padded_cmap(targets, scores)),
-        (f"micro F1 @ {threshold:g}", f1_at_threshold(targets, scores, threshold)),
+        (f"micro F1 @ {threshold:g}", f1_at_threshold(targets, scores, threshold=threshold)),
     ]
     if labelled.any():
         rows.append(("top-1 accuracy", top1_accuracy(primary[labelled], scores[labelled])))
