@@ -287,6 +287,60 @@ class AttentionCNNClassifier(ClassifierMixin, NeuralNet):
         super().__setstate__(state)
         self.device = requested
 
+    # -- model files (sklearn_birdaudio.persistence) -------------------------------------
+    def _safe_state(self) -> dict | None:
+        """What a model file keeps of this fitted classifier; ``None`` when unfitted.
+
+        Returns
+        -------
+        state : dict or None
+            ``classes_`` (1-D array), ``multilabel_`` (bool), ``n_mels_`` (int),
+            ``audio_spec_`` (:class:`~sklearn_birdaudio.AudioSpec`), ``seed`` (int, of
+            the training windows), ``history`` (list of the history's dicts) and
+            ``weights`` (the network's state dict: weights and buffers, copied to the CPU).
+            Optimizer state is not kept.
+        """
+        if not hasattr(self, "module_"):
+            return None
+        module = getattr(self.module_, "_orig_mod", self.module_)  # compiled
+        weights = {
+            key: tensor.detach().to("cpu").clone().contiguous()
+            for key, tensor in module.state_dict().items()
+        }
+        return {
+            "classes_": np.asarray(self.classes_),
+            "multilabel_": bool(self.multilabel_),
+            "n_mels_": int(self.n_mels_),
+            "audio_spec_": self.audio_spec_,
+            "seed": int(self._seed),
+            "history": list(self.history_),
+            "weights": weights,
+        }
+
+    def _restore_safe_state(self, state: dict) -> None:
+        """Become the fitted classifier that :meth:`_safe_state` described.
+
+        The network is built on the resolved device and takes the weights; building it
+        draws random initial weights, so the caller's random generator is left as it was.
+
+        Parameters
+        ----------
+        state : dict
+            As :meth:`_safe_state` returns it, every value already checked by the caller
+            (``weights`` with exactly the names, shapes and dtypes of the network that
+            ``classes_``, ``n_mels_`` and the ``module__`` parameters make).
+        """
+        self.audio_spec_ = state["audio_spec_"]
+        self.classes_ = state["classes_"]
+        self.multilabel_ = state["multilabel_"]
+        self.n_mels_ = state["n_mels_"]
+        self._seed = state["seed"]
+        self._random_windows = RandomWindows(self._window_frames, self._seed)
+        with self._on_resolved_device(), torch.random.fork_rng(devices=[]):
+            self.initialize()
+        getattr(self.module_, "_orig_mod", self.module_).load_state_dict(state["weights"])
+        self.history_ = History(state["history"])
+
     # -- inputs and targets -------------------------------------------------------------
     def _check_spectrograms(self, X, reset: bool) -> np.ndarray:
         """Validate spectrograms: float32 (n, 1, n_mels, n_frames), NaN only as padding.

@@ -193,6 +193,44 @@ class VotingClassifier(ClassifierMixin, BaseEstimator):
             ) from error
         return self.estimators_[0].n_features_in_
 
+    # -- model files (sklearn_birdaudio.persistence) -------------------------------------
+    def _safe_state(self) -> dict | None:
+        """What a model file keeps of this fitted ensemble; ``None`` when unfitted.
+
+        Returns
+        -------
+        state : dict or None
+            ``estimators_`` (the fitted members), ``classes_`` (1-D array),
+            ``multilabel_`` (bool) and, when fitted on a DataFrame, ``feature_names_in_``.
+        """
+        if not hasattr(self, "estimators_"):
+            return None
+        state = {
+            "estimators_": list(self.estimators_),
+            "classes_": np.asarray(self.classes_),
+            "multilabel_": bool(self.multilabel_),
+        }
+        if hasattr(self, "feature_names_in_"):
+            state["feature_names_in_"] = self.feature_names_in_
+        return state
+
+    def _restore_safe_state(self, state: dict) -> None:
+        """Become the fitted ensemble that :meth:`_safe_state` described.
+
+        Parameters
+        ----------
+        state : dict
+            As :meth:`_safe_state` returns it, every value already checked by the caller
+            (one fitted member for each of ``estimators``, in order).
+        """
+        self.estimators_ = list(state["estimators_"])
+        names = [name for name, _ in self.estimators]
+        self.named_estimators_ = Bunch(**dict(zip(names, self.estimators_, strict=True)))
+        self.classes_ = state["classes_"]
+        self.multilabel_ = state["multilabel_"]
+        if "feature_names_in_" in state:
+            self.feature_names_in_ = state["feature_names_in_"]
+
     # -- prediction ---------------------------------------------------------------------
     def _agreed_classes(self, targets: np.ndarray) -> np.ndarray:
         """The members' common classes; a multi-label member may number them by position.

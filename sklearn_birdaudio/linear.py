@@ -52,7 +52,7 @@ class EmbeddingLogisticRegression(ClassifierMixin, BaseEstimator):
     ['owl', 'wren']
     """
 
-    def __init__(self, C=1.0, class_weight=None, max_iter=5000, threshold=0.5):
+    def __init__(self, *, C=1.0, class_weight=None, max_iter=5000, threshold=0.5):
         self.C = C
         self.class_weight = class_weight
         self.max_iter = max_iter

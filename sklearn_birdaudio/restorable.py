@@ -18,9 +18,10 @@ parameter of every estimator the safe format can hold, one of three things:
 
 Sizes are bounded too: every range has an upper end, and :func:`check_work_budget` bounds
 the memory that the restored parameters ask for at prediction, before anything is
-allocated. The networks' weights are bounded by the file itself: ``persistence`` builds
-each network on torch's ``meta`` device (no memory) and refuses a file whose tensors do not
-have exactly the shapes and dtypes that the declared architecture implies.
+allocated. The networks' weights are bounded by the file itself:
+:mod:`~sklearn_birdaudio.fitted_state` builds each network on torch's ``meta`` device (no
+memory) and refuses a file whose tensors do not have exactly the shapes and dtypes that the
+declared architecture implies.
 
 Writing side: :func:`is_local` tells ``save_model`` which parameters to leave out, since
 they describe the machine that trained the model, not the model.
@@ -410,10 +411,9 @@ def _mel_bytes(mel: MelSpectrogramTransformer) -> int:
     return FLOAT_BYTES * (mel.batch_size * per_clip + 2 * bins * mel.n_mels)
 
 
-def _network_bytes(net: AttentionCNNClassifier, n_mels: int) -> int:
+def _network_bytes(net: AttentionCNNClassifier, n_mels: int, spec: AudioSpec) -> int:
     """The stem's output for a batch of windows: the widest activation (blocks halve it)."""
     module = net.get_params_for("module")
-    spec = getattr(net, "audio_spec_", None) or AudioSpec()
     frames = spec.frames(net.window_seconds)
     batch = net.predict_batch_size or net.batch_size
     stride = module.get("stem_stride", 1)
@@ -423,7 +423,9 @@ def _network_bytes(net: AttentionCNNClassifier, n_mels: int) -> int:
 WORK: dict[type, Callable] = {MelSpectrogramTransformer: _mel_bytes}
 
 
-def check_work_budget(estimator, where: str, n_mels: int | None = None) -> None:
+def check_work_budget(
+    estimator, where: str, *, n_mels: int | None = None, audio_spec: AudioSpec | None = None
+) -> None:
     """Refuse parameters whose prediction would need more than ``WORK_BUDGET_BYTES``.
 
     Parameters
@@ -434,6 +436,9 @@ def check_work_budget(estimator, where: str, n_mels: int | None = None) -> None:
         Its place in the model, for the message.
     n_mels : int, optional
         Mel bands of a network's fitted state.
+    audio_spec : AudioSpec, optional
+        The audio spec of a network's fitted state, which frames its windows (``None``:
+        the default spec).
 
     Raises
     ------
@@ -449,7 +454,7 @@ def check_work_budget(estimator, where: str, n_mels: int | None = None) -> None:
                 f"its last block (base_filters x 2^(n_blocks - 1)); a model file may ask for "
                 f"at most {MAX_CHANNELS}"
             )
-        needed = _network_bytes(estimator, n_mels or 128)
+        needed = _network_bytes(estimator, n_mels or 128, audio_spec or AudioSpec())
     elif type(estimator) in WORK:
         needed = WORK[type(estimator)](estimator)
     else:
