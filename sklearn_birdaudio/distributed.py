@@ -26,53 +26,16 @@ Examples
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections import Counter
 from collections.abc import Iterator
 
 from ._validation import check_integer
+from .extras import import_extra
 
 __all__ = ["import_extra", "set_torch_threads", "torch_threads_plan"]
 
 logger = logging.getLogger(__name__)
-
-EXTRAS = {
-    "distributed": "dask",
-    "dask": "dask",
-    "accelerate": "accelerate",
-    "ai_edge_litert": "birdnet",
-}
-
-
-def import_extra(module: str):
-    """Import an optional dependency, or say which extra of the package installs it.
-
-    Parameters
-    ----------
-    module : str
-        ``"distributed"``, ``"dask"``, ``"accelerate"`` or ``"ai_edge_litert"`` (or one of
-        their submodules).
-
-    Returns
-    -------
-    module
-        The imported module.
-
-    Raises
-    ------
-    ImportError
-        If it is not installed, naming the extra, e.g.
-        ``pip install "sklearn-birdaudio[dask]"``.
-    """
-    extra = EXTRAS[module.split(".")[0]]
-    try:
-        return importlib.import_module(module)
-    except ImportError as error:
-        raise ImportError(
-            f"{module} is not installed: it comes with the {extra!r} extra, "
-            f'pip install "sklearn-birdaudio[{extra}]".'
-        ) from error
 
 
 def _cpu_count() -> int:

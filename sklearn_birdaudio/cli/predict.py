@@ -227,7 +227,7 @@ def _dask_client(address: str | None):
     if address is None:
         yield None
         return
-    from ..distributed import import_extra
+    from ..extras import import_extra
 
     distributed = import_extra("distributed")
     try:
