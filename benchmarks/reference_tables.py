@@ -13,9 +13,9 @@ epoch, seeded) and saves them with ``save_model`` under ``--models`` (default
 ``outputs/reference-models``); later runs load those files, so every run scores the same
 weights. Each model runs :func:`~sklearn_birdaudio.detect` over the seven soundscapes of
 ``../shared/data/soundscapes`` (5-s windows with and without overlap, one file at a time
-and one per core), and the tables are written as CSV (full precision), Raven (one combined table) and
-Audacity (a label track per file). ``--compare`` prints,
-for every table, whether its bytes equal the other folder's, and exits 1 if any differs.
+and one per core), and the tables are written as CSV (full precision), Raven (one
+combined table) and Audacity (a label track per file). ``--compare`` prints, for every
+table, whether its bytes equal the other folder's, and exits 1 if any differs.
 """
 
 from __future__ import annotations
@@ -96,7 +96,8 @@ def main() -> int:
             same = other.exists() and other.read_bytes() == table.read_bytes()
             differing += not same
             verdict = "identical" if same else "DIFFERS"
-        print(f"{str(table.relative_to(args.out)):70s} {table.stat().st_size:>10d} B  sha256 {digest}  {verdict}")
+        name = str(table.relative_to(args.out))
+        print(f"{name:70s} {table.stat().st_size:>10d} B  sha256 {digest}  {verdict}")
     return 1 if differing else 0
 
 

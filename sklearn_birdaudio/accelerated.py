@@ -64,8 +64,8 @@ class AcceleratedAttentionCNNClassifier(AccelerateMixin, AttentionCNNClassifier)
 
     def __init__(
         self,
-        accelerator=None,
         *,
+        accelerator=None,
         device=None,
         unwrap_after_train: bool = True,
         callbacks__print_log__sink="auto",
@@ -87,7 +87,7 @@ class AcceleratedAttentionCNNClassifier(AccelerateMixin, AttentionCNNClassifier)
         if requested is not None:
             self.accelerator_ = requested
         elif getattr(self, "accelerator_", None) is None:
-            from .distributed import import_extra
+            from .extras import import_extra
 
             self.accelerator_ = import_extra("accelerate").Accelerator()
         self.accelerator = self.accelerator_

@@ -5,6 +5,8 @@ The classifier takes what :class:`~sklearn_birdaudio.MelSpectrogramTransformer` 
 either a 0/1 indicator matrix (multi-label: sigmoid and binary cross-entropy) or 1-D labels
 (multi-class: softmax and cross-entropy). NaN in an indicator matrix marks an unknown
 target, which the loss leaves out (:class:`~sklearn_birdaudio.losses.MaskedBCEWithLogitsLoss`).
+Inputs are checked by :mod:`~sklearn_birdaudio.spectrogram_inputs` and targets encoded by
+:mod:`~sklearn_birdaudio.targets`; this module keeps what the estimator learns from them.
 Recordings longer than ``window_seconds`` are trained on a fresh random window each epoch
 (inside the audio, never in padding; :mod:`~sklearn_birdaudio.training`) and predicted
 window by window, the windows' logits aggregated by ``max`` or ``mean``, through the
@@ -21,12 +23,10 @@ import logging
 import os
 
 import numpy as np
-import pandas as pd
-import scipy.sparse
 import torch
 from sklearn.base import ClassifierMixin
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import check_is_fitted, column_or_1d
+from sklearn.utils.validation import check_is_fitted
 from skorch import NeuralNet
 from skorch.callbacks import EarlyStopping, EpochScoring, LRScheduler
 from skorch.dataset import ValidSplit, unpack_data
@@ -37,22 +37,27 @@ from ._validation import check_integer, check_real
 from .augment import make_augmentation
 from .checkpoints import TrainingCheckpoint, _read_checkpoint, describe_run
 from .devices import resolve_device
-from .inference import _check_inference, cached_inference_module, inference_module
+from .inference import (
+    AGGREGATIONS,
+    _check_inference,
+    cached_inference_module,
+    inference_module,
+    windowed_logits,
+)
 from .losses import MaskedBCEWithLogitsLoss
 from .modules import AttentionCNN
 from .spec import AudioSpec, spec_of
-from .targets import check_no_missing_labels, target_kind
-from .training import RandomWindows, _n_valid_frames, validation_map, window_starts
+from .spectrogram_inputs import check_spectrograms
+from .targets import encode_targets
+from .training import RandomWindows, validation_map
 
 # Moved out of this module, still imported from it (by tests): re-exported.
 from .checkpoints import CHECKPOINT_FILE  # noqa: F401  # isort: skip
-from .training import _masked_macro_average_precision  # noqa: F401  # isort: skip
+from .training import _masked_macro_average_precision, window_starts  # noqa: F401  # isort: skip
 
 __all__ = ["AttentionCNNClassifier", "TrainingCheckpoint", "inference_module"]
 
 logger = logging.getLogger(__name__)
-
-AGGREGATIONS = ("max", "mean")
 
 
 class AttentionCNNClassifier(ClassifierMixin, NeuralNet):
@@ -190,6 +195,7 @@ class AttentionCNNClassifier(ClassifierMixin, NeuralNet):
 
     def __init__(
         self,
+        *,
         module=AttentionCNN,
         criterion=None,
         optimizer=torch.optim.AdamW,
@@ -343,10 +349,11 @@ class AttentionCNNClassifier(ClassifierMixin, NeuralNet):
 
     # -- inputs and targets -------------------------------------------------------------
     def _check_spectrograms(self, X, reset: bool) -> np.ndarray:
-        """Validate spectrograms: float32 (n, 1, n_mels, n_frames), NaN only as padding.
+        """Validate spectrograms (:func:`~sklearn_birdaudio.spectrogram_inputs.check_spectrograms`).
 
-        With ``reset``, learn the spec ``X`` carries (``audio_spec_``); otherwise refuse
-        spectrograms framed otherwise than those it was fitted on.
+        With ``reset``, learn the spec ``X`` carries (``audio_spec_``) and its mel bands
+        (``n_mels_``); otherwise refuse spectrograms framed otherwise than those it was
+        fitted on, or of other mel bands.
         """
         carried = spec_of(X)
         if reset:
@@ -359,35 +366,7 @@ class AttentionCNNClassifier(ClassifierMixin, NeuralNet):
                 f"hop_length={self.audio_spec_.hop_length}: its windows would cover other "
                 "lengths of audio. Use the MelSpectrogramTransformer settings of the fit."
             )
-        if scipy.sparse.issparse(X):
-            raise TypeError(
-                f"X is a sparse {type(X).__name__}; sparse input is not supported: expected "
-                "dense log-mel spectrograms (n_samples, 1, n_mels, n_frames)."
-            )
-        X = np.asarray(X)
-        if np.iscomplexobj(X):
-            raise ValueError("Complex data not supported; expected real log-mel dB values.")
-        X = X.astype(np.float32, copy=False)
-        if X.ndim == 3:
-            X = X[:, np.newaxis]
-        if X.ndim != 4:
-            raise ValueError(
-                f"X has shape {X.shape}; expected log-mel spectrograms of shape (n_samples, "
-                "1, n_mels, n_frames) as MelSpectrogramTransformer returns. Reshape your "
-                "data, or turn waveforms into spectrograms with MelSpectrogramTransformer."
-            )
-        if 0 in X.shape:
-            raise ValueError(
-                f"X has shape {X.shape}; expected at least one sample, mel band and frame."
-            )
-        if np.isinf(X).any():
-            raise ValueError(
-                "X contains infinite values; expected finite dB values or NaN padding."
-            )
-        n_valid = _n_valid_frames(X)
-        if (n_valid == 0).any():
-            empty = np.flatnonzero(n_valid == 0)[:10].tolist()
-            raise ValueError(f"X samples {empty} have no valid frame (all NaN).")
+        X = check_spectrograms(X)
         if reset:
             self.n_mels_ = X.shape[2]
         elif X.shape[2] != self.n_mels_:
@@ -407,96 +386,23 @@ class AttentionCNNClassifier(ClassifierMixin, NeuralNet):
     def _encode_targets(self, y, reset: bool, classes=None) -> np.ndarray:
         """Targets as the loss expects them; ``reset`` sets ``classes_`` and ``multilabel_``.
 
-        Without ``reset`` (more training of a fitted classifier) ``y`` must have its kind
-        of targets and its classes. ``classes`` lists every label of a first
-        ``partial_fit`` whose ``y`` lacks some. NaN in a float indicator matrix (unknown
-        targets) is kept when the criterion leaves it out, and refused otherwise.
+        See :func:`~sklearn_birdaudio.targets.encode_targets`: NaN in an indicator matrix
+        (unknown targets) is kept when the criterion leaves it out, and refused otherwise.
         """
         if y is None:
             raise ValueError(
                 f"{type(self).__name__} requires y to be passed, but the target y is None."
             )
-        columns = list(y.columns) if isinstance(y, pd.DataFrame) else None
-        y, unknown = self._unknown_targets(y)
-        if (
-            y.ndim == 2
-            and y.shape[1] > 1
-            and y.dtype.kind in "biuf"
-            and not np.isin(y[~unknown], (0, 1)).all()
-        ):
-            raise ValueError(
-                f"y is a 2-D array with values {np.unique(y[~unknown])[:10].tolist()}; expected "
-                "a 0/1 indicator matrix (multi-label)."
-            )
-        if y.ndim == 2 and y.shape[1] == 1:
-            y = column_or_1d(y, warn=True)  # scikit-learn's reading of a column vector
-        # type_of_target refuses NaN: the kind is that of the matrix with unknowns as 0.
-        kind = target_kind(np.where(unknown, 0.0, y) if unknown.any() else y)
-        if kind == "multilabel-indicator":
-            if reset:
-                names = classes if classes is not None else columns
-                names = np.asarray(names if names is not None else range(y.shape[1]))
-                if names.shape != (y.shape[1],):
-                    raise ValueError(
-                        f"classes has {names.size} labels but y has {y.shape[1]} columns."
-                    )
-                self.multilabel_, self.classes_ = True, names
-            elif not self.multilabel_ or y.shape[1] != len(self.classes_):
-                raise ValueError(
-                    f"y is an indicator matrix of {y.shape[1]} columns; the classifier was "
-                    f"fitted on {self._target_description()}."
-                )
-            return y.astype(np.float32)
-        if kind in ("binary", "multiclass") and y.ndim == 1:
-            if reset:
-                labels = np.unique(y if classes is None else np.asarray(classes))
-                if len(labels) < 2:
-                    raise ValueError(
-                        f"y has one class {labels.tolist()}; a classifier needs at least 2 classes."
-                    )
-                self.multilabel_, self.classes_ = False, labels
-            elif self.multilabel_:
-                raise ValueError(
-                    f"y holds class labels; the classifier was fitted on "
-                    f"{self._target_description()}."
-                )
-            unknown = np.setdiff1d(y, self.classes_)
-            if unknown.size:
-                raise ValueError(
-                    f"y contains labels {unknown[:10].tolist()} that are not in classes_ "
-                    f"{self.classes_.tolist()}."
-                )
-            return np.searchsorted(self.classes_, y).astype(np.int64)
-        raise ValueError(
-            f"Unknown label type: y is {kind!r} of shape {y.shape}; expected a 2-D 0/1 "
-            "indicator matrix (multi-label) or 1-D class labels (multi-class)."
-        )
-
-    def _unknown_targets(self, y) -> tuple[np.ndarray, np.ndarray]:
-        """``y`` as an array and where it is unknown (NaN), if the criterion can mask that.
-
-        NaN is read as "unknown" only in a float matrix of two or more columns (an
-        indicator matrix) and with ``criterion`` None or a ``MaskedBCEWithLogitsLoss``;
-        anywhere else it is a missing label, refused by :func:`check_no_missing_labels`.
-        """
-        array = np.asarray(y)
         criterion = self.criterion
         if criterion is not None and not isinstance(criterion, type):
             criterion = type(criterion)  # an instance, or a callable such as a partial
-        masks = criterion is None or issubclass(criterion, MaskedBCEWithLogitsLoss)
-        if masks and array.ndim == 2 and array.shape[1] > 1 and array.dtype.kind == "f":
-            unknown = np.isnan(array)
-            if unknown.all():
-                raise ValueError(
-                    "y is NaN (unknown) everywhere; expected at least one known 0/1 target."
-                )
-            return array, unknown
-        array = check_no_missing_labels(y)
-        return array, np.zeros(array.shape, dtype=bool)
-
-    def _target_description(self) -> str:
-        kind = "an indicator matrix" if self.multilabel_ else "labels"
-        return f"{kind} of the classes {self.classes_.tolist()}"
+        targets, self.classes_, self.multilabel_ = encode_targets(
+            y,
+            allow_unknown=criterion is None or issubclass(criterion, MaskedBCEWithLogitsLoss),
+            classes=classes,
+            fitted=None if reset else (self.classes_, self.multilabel_),
+        )
+        return targets
 
     def _check_params(self) -> None:
         for name in ("max_epochs", "crops_per_recording"):
@@ -659,30 +565,14 @@ class AttentionCNNClassifier(ClassifierMixin, NeuralNet):
     def infer(self, x, **fit_params):
         """Logits of a batch; inputs longer than the window are scored window by window."""
         x = to_tensor(x, device=resolve_device(self.device))
-        network = self._inference_module()
-        window = self._window_frames
-        if x.shape[-1] <= window:
-            return network(x)
-        n_valid = (~torch.isnan(x[:, 0, 0, :])).sum(dim=1).tolist()
-        # Each recording gets the grid of its own length, so padding never shifts it.
-        grid = [
-            (row, start)
-            for row, n_frames in enumerate(n_valid)
-            for start in window_starts(n_frames, window, self._hop_frames)
-        ]
-        # Copy out only a forward pass's windows at a time, not every window of the batch.
-        size = self._predict_batch_size if self._predict_batch_size > 0 else len(grid)
-        logits = torch.cat(
-            [
-                network(torch.stack([x[row, ..., start : start + window] for row, start in chunk]))
-                for chunk in (grid[first : first + size] for first in range(0, len(grid), size))
-            ]
+        return windowed_logits(
+            self._inference_module(),
+            x,
+            window_frames=self._window_frames,
+            hop_frames=self._hop_frames,
+            batch_size=self._predict_batch_size,
+            aggregation=self.aggregation,
         )
-        owners = torch.tensor([row for row, _ in grid], device=logits.device)
-        owners = owners[:, None].expand_as(logits)
-        reduce = "amax" if self.aggregation == "max" else "mean"
-        aggregated = logits.new_zeros(x.shape[0], logits.shape[-1])
-        return aggregated.scatter_reduce(0, owners, logits, reduce=reduce, include_self=False)
 
     # -- scikit-learn API ---------------------------------------------------------------
     def fit(self, X, y):

@@ -69,7 +69,7 @@ class VotingClassifier(ClassifierMixin, BaseEstimator):
     (2,)
     """
 
-    def __init__(self, estimators, voting="soft", weights=None, threshold=0.5, n_jobs=None):
+    def __init__(self, estimators, *, voting="soft", weights=None, threshold=0.5, n_jobs=None):
         self.estimators = estimators
         self.voting = voting
         self.weights = weights

@@ -1,9 +1,10 @@
-"""The inference paths of a fitted network: fused and compiled copies, and their cache.
+"""The inference paths of a fitted network: fused and compiled copies, their cache, windows.
 
 :func:`inference_module` makes the copy a fitted
 :class:`~sklearn_birdaudio.AttentionCNNClassifier` predicts with (``inference=``);
 :func:`cached_inference_module` keeps one per trained module and rebuilds it whenever the
-weights change (:func:`weights_fingerprint`).
+weights change (:func:`weights_fingerprint`). :func:`windowed_logits` scores recordings
+longer than the network's window window by window and aggregates their logits.
 """
 
 from __future__ import annotations
@@ -14,14 +15,19 @@ import weakref
 
 import torch
 
+from .training import window_starts
+
 __all__ = [
+    "AGGREGATIONS",
     "INFERENCE_PATHS",
     "cached_inference_module",
     "inference_module",
     "weights_fingerprint",
+    "windowed_logits",
 ]
 
 INFERENCE_PATHS = ("fused", "eager", "compiled")
+AGGREGATIONS = ("max", "mean")
 # The fast copy of each trained module, with the fingerprint of the weights it was made
 # from. Kept outside the estimator: predicting must not change its ``__dict__``
 # (scikit-learn's rule), and the copy is never pickled. An entry goes with its module.
@@ -129,3 +135,71 @@ def cached_inference_module(
         fast = inference_module(plain, inference, **compile_kwargs)
         _FAST_MODULES[plain] = (fingerprint, fast)
         return fast
+
+
+def windowed_logits(
+    network: torch.nn.Module,
+    spectrograms: torch.Tensor,
+    *,
+    window_frames: int,
+    hop_frames: int,
+    batch_size: int,
+    aggregation: str,
+) -> torch.Tensor:
+    """Logits of a batch of spectrograms; those longer than the window, window by window.
+
+    Each recording is cut on the grid of its own length
+    (:func:`~sklearn_birdaudio.training.window_starts`), so its NaN padding never shifts
+    the windows, and its windows' logits are aggregated.
+
+    Parameters
+    ----------
+    network : torch.nn.Module
+        Takes ``(n, 1, n_mels, n_frames)`` spectrograms and returns ``(n, n_classes)``
+        logits.
+    spectrograms : torch.Tensor of shape (n_samples, 1, n_mels, n_frames)
+        NaN frames at the end are padding.
+    window_frames : int
+        Frames the network sees; a batch no longer than that is scored in one pass.
+    hop_frames : int
+        Frames from one window's start to the next.
+    batch_size : int
+        Windows per forward pass (only a pass's windows are copied out at a time); 0 or
+        less: every window in one pass.
+    aggregation : {"max", "mean"}
+        How a recording's window logits become its logit.
+
+    Returns
+    -------
+    torch.Tensor of shape (n_samples, n_classes)
+
+    Examples
+    --------
+    >>> spectrograms = torch.arange(10.0).reshape(1, 1, 2, 5)  # 2 mel bands, 5 frames
+    >>> def first_frame(windows):  # a "network": one logit per mel band
+    ...     return windows[:, 0, :, 0]
+    >>> windowed_logits(  # windows at frames 0, 2 and 3
+    ...     first_frame, spectrograms, window_frames=2, hop_frames=2, batch_size=1,
+    ...     aggregation="max",
+    ... )
+    tensor([[3., 8.]])
+    """
+    if spectrograms.shape[-1] <= window_frames:
+        return network(spectrograms)
+    n_valid = (~torch.isnan(spectrograms[:, 0, 0, :])).sum(dim=1).tolist()
+    grid = [
+        (row, start)
+        for row, n_frames in enumerate(n_valid)
+        for start in window_starts(n_frames, window_frames, hop_frames)
+    ]
+    size = batch_size if batch_size > 0 else len(grid)
+    # Views of the windows; only a forward pass's worth at a time is copied out (stacked).
+    windows = [spectrograms[row, ..., start : start + window_frames] for row, start in grid]
+    logits = torch.cat(
+        [network(torch.stack(windows[first : first + size])) for first in range(0, len(grid), size)]
+    )
+    owners = torch.tensor([row for row, _ in grid], device=logits.device)
+    owners = owners[:, None].expand_as(logits)
+    reduce = "amax" if aggregation == "max" else "mean"
+    aggregated = logits.new_zeros(spectrograms.shape[0], logits.shape[-1])
+    return aggregated.scatter_reduce(0, owners, logits, reduce=reduce, include_self=False)

@@ -26,11 +26,13 @@ LONGER = {
 # layer, the graph must still be acyclic.
 LAYERS = {
     0: ["_validation", "_deprecation", "extras", "spec", "devices", "log_mel", "losses", "targets",
-        "modules", "augment", "metrics", "text_cells"],
-    1: ["audio", "windows", "execution"],
-    2: ["features", "embeddings", "inference", "checkpoints", "training"],
+        "modules", "augment", "metrics", "text_cells", "spectrogram_inputs"],
+    1: ["audio_bounds", "audio_stream", "audio", "windows", "execution"],
+    2: ["feature_inputs", "feature_batches", "feature_cache", "features", "birdnet_model",
+        "embeddings", "inference", "checkpoints", "training"],
     3: ["classifier", "linear", "ensemble", "accelerated"],
-    4: ["scoring", "distributed", "detections", "tables", "table_files", "detection", "runs"],
+    4: ["scoring", "distributed", "detections", "table_formats", "tables", "table_readers",
+        "table_files", "detection", "runs"],
     5: ["restorable", "fitted_state", "model_description", "persistence", "calibration",
         "plotting", "review_page", "review", "reviewed", "recipes", "datasets"],
     6: ["cli"],

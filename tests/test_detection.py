@@ -495,9 +495,7 @@ def test_detections_with_and_without_read_ahead_are_identical(
     path = write_audio("song.wav", waveform, SAMPLE_RATE, subtype="FLOAT")
     monkeypatch.setattr(windows, "READ_BLOCK_SECONDS", 1.0)  # several blocks per file
     readers, original = [], scoring.ReadAhead
-    monkeypatch.setattr(
-        scoring, "ReadAhead", lambda *args: readers.append(args) or original(*args)
-    )
+    monkeypatch.setattr(scoring, "ReadAhead", lambda *args: readers.append(args) or original(*args))
     ahead = detect(model, [path], verbose=0, min_confidence=0.0, batch_size=2, read_ahead=True)
     assert readers  # the thread read ahead
     plain = detect(model, [path], verbose=0, min_confidence=0.0, batch_size=2, read_ahead=False)

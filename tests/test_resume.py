@@ -24,8 +24,7 @@ CNN = {
     "module__base_filters": 4, "module__n_blocks": 2, "module__n_heads": 2,
     "module__dropout": 0.2, "lr": 3e-3, "max_epochs": 5, "batch_size": 6,
     "validation_fraction": 0.25, "patience": None, "window_seconds": 1.0,
-    "overlap_seconds": 0.5, "sample_rate": SAMPLE_RATE, "hop_length": 256,
-    "predict_batch_size": 8, "augment": "default", "crops_per_recording": 2,
+    "overlap_seconds": 0.5, "predict_batch_size": 8, "augment": "default", "crops_per_recording": 2,
     "random_state": 0, "verbose": 0,
 }  # fmt: skip
 

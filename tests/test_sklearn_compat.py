@@ -29,8 +29,7 @@ VOTING = VotingClassifier(
 TINY_CNN = {
     "module__base_filters": 4, "module__n_blocks": 1, "module__n_heads": 1, "lr": 0.03,
     "max_epochs": 5, "validation_fraction": None, "window_seconds": 1.0,
-    "overlap_seconds": 0.5, "sample_rate": 16000, "hop_length": 512, "random_state": 0,
-    "verbose": 0,
+    "overlap_seconds": 0.5, "random_state": 0, "verbose": 0,
 }  # fmt: skip
 
 
