@@ -22,6 +22,7 @@ from sklearn.utils.validation import check_is_fitted
 from . import windows
 from ._validation import is_real_number
 from .audio import AudioError
+from .composition import estimators_in
 from .execution import ReadAhead
 from .spec import AudioSpec
 from .windows import WindowGrid, batches, cut_windows, read_blocks
@@ -33,16 +34,6 @@ logger = logging.getLogger(__name__)
 READ_AHEAD_BATCHES = 1
 
 
-def members(model) -> list:
-    """The estimators inside ``model``: pipeline steps and ensemble members, recursively."""
-    children = []
-    if hasattr(model, "steps"):
-        children = [step for _, step in model.steps if step not in (None, "passthrough")]
-    elif hasattr(model, "estimators_"):
-        children = list(model.estimators_)
-    return [model, *(member for child in children for member in members(child))]
-
-
 def quiet_model(model):
     """``model``, or a copy of it whose members show no progress of their own.
 
@@ -50,10 +41,10 @@ def quiet_model(model):
     ``detect`` many times (once per file) calls it once first, so that the model is
     copied once.
     """
-    if not any(getattr(member, "verbose", 0) for member in members(model)):
+    if not any(getattr(member, "verbose", 0) for member in estimators_in(model)):
         return model
     model = copy.deepcopy(model)
-    for member in members(model):
+    for member in estimators_in(model):
         if getattr(member, "verbose", 0):
             member.verbose = 0
     return model

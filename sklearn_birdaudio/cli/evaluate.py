@@ -6,7 +6,8 @@ import numpy as np
 
 from .data import load_data, manifest_columns, resolve_data
 from .errors import EXIT_OK
-from .models import final_estimator, load_fitted_model
+from ..composition import final_estimator
+from .models import load_fitted_model
 
 
 def run(args) -> int:

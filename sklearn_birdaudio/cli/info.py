@@ -11,8 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..composition import estimators_in, final_estimator
 from .errors import EXIT_OK
-from .models import estimators_in, final_estimator, load_fitted_model, print_dropped, uses_birdnet
+from .models import load_fitted_model, print_dropped, uses_birdnet
 
 
 def run(args) -> int:

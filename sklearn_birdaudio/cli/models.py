@@ -1,8 +1,8 @@
 """The models of the command: the named models ``train`` builds, and model files.
 
 ``train`` builds one of :data:`MODELS` and saves it (:func:`save_trained_model`); the
-other commands load it (:func:`load_fitted_model`) and look inside it
-(:func:`estimators_in`, :func:`final_estimator`).
+other commands load it (:func:`load_fitted_model`) and look inside it with
+:mod:`sklearn_birdaudio.composition`.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import re
 import sys
 from pathlib import Path
 
+from ..composition import estimators_in
 from .errors import CommandError
 
 MODELS = {
@@ -101,44 +102,6 @@ def print_dropped(dropped: dict) -> None:
     )
     for name, (value, reason) in dropped.items():
         print(f"  {name} = {value!r}  ({reason})", file=sys.stderr)
-
-
-def final_estimator(model):
-    """The last step of a pipeline (the classifier), or the model itself.
-
-    Parameters
-    ----------
-    model : estimator
-        A pipeline or an estimator.
-
-    Returns
-    -------
-    estimator
-    """
-    return model.steps[-1][1] if hasattr(model, "steps") else model
-
-
-def estimators_in(model) -> list:
-    """``model`` and the estimators inside it: pipeline steps and ensemble members.
-
-    Parameters
-    ----------
-    model : estimator
-        A pipeline, an ensemble or an estimator.
-
-    Returns
-    -------
-    list
-        ``model`` first, then the estimators inside it, breadth first.
-    """
-    found, members = [], [model]
-    while members:
-        member = members.pop(0)
-        found.append(member)
-        steps = [step for _, step in getattr(member, "steps", [])]
-        members += [step for step in steps if step not in (None, "passthrough")]
-        members += list(getattr(member, "estimators_", []))
-    return found
 
 
 def uses_birdnet(model) -> bool:
