@@ -86,7 +86,7 @@ def main() -> None:
     everything = detect(model, files, batch_size=args.batch_size, verbose=0)
     seconds_all = time.perf_counter() - start
     peak = memory_mb("VmHWM")
-    audio_all = sum(everything.attrs["durations"].values())
+    audio_all = sum(everything.durations.values())
 
     print(
         f"# detect() on real soundscapes ({platform.machine()}, {os.cpu_count()} cores, "

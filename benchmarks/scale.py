@@ -64,7 +64,7 @@ def main() -> None:
         seconds, detections = timed(lambda: detect(model, files, verbose=0, **options))
         if reference is None:
             reference = detections
-        assert detections.attrs["durations"] == reference.attrs["durations"]
+        assert detections.durations == reference.durations
         assert len(detections) == len(reference), (name, len(detections), len(reference))
         rows.append((name, seconds))
         print(f"{name}: {seconds:.1f} s", flush=True)

@@ -81,7 +81,7 @@ else:
 start = time.perf_counter()
 detections = detect(model, recordings, min_confidence=0.1, verbose=1)
 seconds = time.perf_counter() - start
-audio_seconds = sum(detections.attrs["durations"].values())
+audio_seconds = sum(detections.durations.values())
 print(
     f"Scored {audio_seconds:.0f} s of audio in {seconds:.1f} s "
     f"({audio_seconds / seconds:.0f}x real time): {len(detections)} detections"

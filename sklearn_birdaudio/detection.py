@@ -334,7 +334,7 @@ def detect(
         torch threads set to its share of its host's cores
         (:mod:`sklearn_birdaudio.distributed`; needs the ``dask`` extra). Paths must be
         readable by the workers. A task that fails on the cluster (e.g. a worker dies)
-        is listed in ``attrs["errors"]`` like an unreadable file. Exclusive with
+        is listed in ``errors`` like an unreadable file. Exclusive with
         ``n_jobs``.
     on_file : callable, optional
         Called with each recording's detections as soon as it is scored (in the order

@@ -25,8 +25,9 @@ LONGER = {
 # Each module's layer; a module imports only from its own layer or below. Within a
 # layer, the graph must still be acyclic.
 LAYERS = {
-    0: ["_validation", "_deprecation", "extras", "composition", "spec", "devices", "log_mel", "losses", "targets",
-        "modules", "augment", "metrics", "text_cells", "spectrogram_inputs"],
+    0: ["_validation", "_deprecation", "extras", "composition", "spec", "devices", "log_mel",
+        "losses", "targets", "modules", "augment", "metrics", "text_cells",
+        "spectrogram_inputs"],
     1: ["audio_bounds", "audio_stream", "audio", "windows", "execution"],
     2: ["feature_inputs", "feature_batches", "feature_cache", "features", "birdnet_model",
         "embeddings", "inference", "checkpoints", "training"],

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..composition import final_estimator
 from .data import load_data, manifest_columns, resolve_data
 from .errors import EXIT_OK
-from ..composition import final_estimator
 from .models import load_fitted_model
 
 
