@@ -19,7 +19,7 @@ from ._validation import check_integer, check_real, is_real_number
 __all__ = ["AudioSpec", "Spectrograms", "combine_specs", "get_audio_spec", "spec_of"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class AudioSpec:
     """What a model takes and how it frames it.
 

@@ -330,7 +330,10 @@ def test_audio_spec_takes_numpy_numbers_and_stores_python_ones():
         clip_seconds=np.float64(3.0), input_sample_rate=np.uint16(8000),
         frequency_range=(np.int64(0), np.float32(8000)),
     )  # fmt: skip
-    assert spec == AudioSpec(16000, 256, 1.5, 3.0, 8000, (0.0, 8000.0))
+    assert spec == AudioSpec(
+        sample_rate=16000, hop_length=256, window_seconds=1.5, clip_seconds=3.0,
+        input_sample_rate=8000, frequency_range=(0.0, 8000.0),
+    )  # fmt: skip
     values = [spec.sample_rate, spec.hop_length, spec.input_sample_rate, spec.window_seconds]
     assert [type(value) for value in values] == [int, int, int, float]
 
