@@ -10,7 +10,7 @@ one table of seconds of audio per wall second (decoding, resampling, features, n
 and table included):
 
 - in this process (the local path, torch with every core);
-- ``n_jobs=2`` (two threads of this process, each with a copy of the model);
+- ``n_jobs=2`` (two threads of this process, sharing the model);
 - a ``distributed.LocalCluster`` of 1 worker process (``client=``), torch with every core;
 - a ``LocalCluster`` of 2 worker processes with 1 thread each, torch threads set by
   :func:`~sklearn_birdaudio.distributed.set_torch_threads` (cores / 2 each).

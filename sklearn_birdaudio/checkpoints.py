@@ -8,6 +8,7 @@ only by a fit that would have computed the same thing.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -79,7 +80,8 @@ def describe_run(net, X: np.ndarray, targets: np.ndarray) -> dict:
     dict
         ``{"params": ..., "data": ...}``: the parameters that change what training
         computes (not those in ``NOT_PART_OF_THE_RUN``) as JSON values, and digests of the
-        data with the class labels.
+        data with the class labels and the audio spec the data carries (equal values
+        framed otherwise are another run).
     """
     params = {
         name: _json_value(value)
@@ -90,6 +92,7 @@ def describe_run(net, X: np.ndarray, targets: np.ndarray) -> dict:
         "X": _digest(X),
         "y": _digest(targets),
         "classes": [str(label) for label in net.classes_],
+        "audio_spec": dataclasses.asdict(net.audio_spec_),
     }
     return json.loads(json.dumps({"params": params, "data": data}))
 

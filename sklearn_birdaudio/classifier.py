@@ -356,9 +356,7 @@ class AttentionCNNClassifier(ClassifierMixin, NeuralNet):
         fitted on, or of other mel bands.
         """
         carried = spec_of(X)
-        if reset:
-            self.audio_spec_ = self.learned_spec(carried)
-        elif carried is not None and not carried.frames_match(self.audio_spec_):
+        if not reset and carried is not None and not carried.frames_match(self.audio_spec_):
             raise ValueError(
                 f"X holds spectrograms at sample_rate={carried.sample_rate}, "
                 f"hop_length={carried.hop_length}, but {type(self).__name__} was fitted on "
@@ -367,7 +365,8 @@ class AttentionCNNClassifier(ClassifierMixin, NeuralNet):
                 "lengths of audio. Use the MelSpectrogramTransformer settings of the fit."
             )
         X = check_spectrograms(X)
-        if reset:
+        if reset:  # only once X is valid: a refused fit leaves the fitted model as it was
+            self.audio_spec_ = self.learned_spec(carried)
             self.n_mels_ = X.shape[2]
         elif X.shape[2] != self.n_mels_:
             # The first words are scikit-learn's, which tools and tests match.
@@ -403,6 +402,18 @@ class AttentionCNNClassifier(ClassifierMixin, NeuralNet):
             fitted=None if reset else (self.classes_, self.multilabel_),
         )
         return targets
+
+    def _validate_params(self):
+        moved = sorted({"sample_rate", "hop_length"} & set(self._params_to_validate))
+        if moved:  # parameters of the classifier before the audio spec
+            raise ValueError(
+                f"{type(self).__name__} has no {' or '.join(moved)} any more: the front "
+                f"end frames the audio (MelSpectrogramTransformer({moved[0]}=...)) and the "
+                "classifier learns it from the spectrograms it is given (audio_spec_). For "
+                "plain arrays, wrap them: Spectrograms(X, AudioSpec(sample_rate=..., "
+                "hop_length=...))."
+            )
+        super()._validate_params()
 
     def _check_params(self) -> None:
         for name in ("max_epochs", "crops_per_recording"):

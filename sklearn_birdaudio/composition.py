@@ -1,7 +1,8 @@
 """Walking composite estimators: a pipeline's steps and an ensemble's members.
 
-The one place that knows how a model is composed; detection (to silence progress bars),
-the command (to describe a model) and the audio spec (a pipeline's final estimator) use it.
+The one place that knows how a model is composed: the audio spec (to find a model's front
+end and classifier), detection (to silence progress bars) and the command (to describe a
+model) use it.
 """
 
 from __future__ import annotations

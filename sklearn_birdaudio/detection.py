@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from ._deprecation import deprecate_positional
 from ._validation import check_integer, is_real_number
 from .audio import (
     AUDIO_EXTENSIONS,
@@ -112,6 +113,7 @@ class WindowScores:
         return pd.DataFrame(self.scores, index=index, columns=list(self.classes))
 
 
+@deprecate_positional
 def window_scores(
     model,
     source,
@@ -270,6 +272,7 @@ def _empty_detections(classes: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame({column: pd.Series(dtype=dtype) for column, dtype in dtypes.items()})
 
 
+@deprecate_positional
 def detect(
     model,
     sources,

@@ -80,7 +80,9 @@ class Detections(pd.DataFrame):
         return self.attrs.get("frequency_range")
 
     def __finalize__(self, other, method: str | None = None, **kwargs):
-        inputs = getattr(other, "input_objs", None)
+        inputs = getattr(other, "input_objs", None)  # pandas 3 names concat's inputs so,
+        if inputs is None and method == "concat":  # pandas 2 "objs"
+            inputs = getattr(other, "objs", None)
         if inputs is None:
             return super().__finalize__(other, method=method, **kwargs)
         super().__finalize__(other, method=method, **kwargs)

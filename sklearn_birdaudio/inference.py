@@ -133,8 +133,34 @@ def cached_inference_module(
         if cached is not None and cached[0] == fingerprint:
             return cached[1]
         fast = inference_module(plain, inference, **compile_kwargs)
+        if inference == "compiled":
+            fast = OneCallAtATime(fast)
         _FAST_MODULES[plain] = (fingerprint, fast)
         return fast
+
+
+class OneCallAtATime(torch.nn.Module):
+    """A module that threads call one at a time.
+
+    ``detect``'s threads share one fitted model. A ``torch.compile`` module compiles on
+    its first calls and on new input shapes, and dynamo's compilation is not safe to run
+    from several threads at once; the compiled path is therefore serialised, and the
+    threads still overlap their decoding and features.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        The module to call (``.module``).
+    """
+
+    def __init__(self, module: torch.nn.Module):
+        super().__init__()
+        self.module = module
+        self._lock = threading.Lock()
+
+    def forward(self, *args, **kwargs):
+        with self._lock:
+            return self.module(*args, **kwargs)
 
 
 def windowed_logits(

@@ -4,7 +4,8 @@
 file. Its tensors are the weights and buffers (batch-norm statistics included) of every
 network in the model; its metadata header holds a JSON description of the model: the
 structure (pipeline steps, ensemble members), each estimator's parameters and what it
-learned besides weights (``classes_``, ``multilabel_``, ``n_mels_``, the training history).
+learned besides weights (``classes_``, ``multilabel_``, ``n_mels_``, ``audio_spec_``, the
+training history).
 :func:`load_model` rebuilds the estimators from that description and loads the weights.
 
 Reading a file never runs code from it: classes are looked up by name in a fixed

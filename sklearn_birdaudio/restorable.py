@@ -183,8 +183,9 @@ LEGACY_NET_FRAMING = {"sample_rate": SAMPLE_RATE, "hop_length": Integer(1, 65_53
 AUDIO_SPEC = {
     "sample_rate": SAMPLE_RATE,
     "hop_length": Optional(Integer(1, 65_536)),
-    "window_seconds": Optional(Real(0.0, 600.0, low_open=True)),
-    "clip_seconds": Optional(Real(0.0, 600.0, low_open=True)),
+    # a front end's clip (up to its duration's limit) is the window of each input
+    "window_seconds": Optional(Real(0.0, MAX_CLIP_SECONDS, low_open=True)),
+    "clip_seconds": Optional(Real(0.0, MAX_CLIP_SECONDS, low_open=True)),
     "input_sample_rate": Optional(SAMPLE_RATE),
 }
 MAX_FREQUENCY = Real(0.0, MAX_SAMPLE_RATE / 2)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._validation import check_integer, check_real, is_real_number
+from .composition import estimators_in, final_estimator
 
 __all__ = ["AudioSpec", "Spectrograms", "combine_specs", "get_audio_spec", "spec_of"]
 
@@ -167,9 +168,13 @@ def spec_of(X) -> AudioSpec | None:
 def get_audio_spec(model) -> AudioSpec | None:
     """The audio spec of a fitted model: what waveforms it takes and the window it scores.
 
-    The model is asked, not inspected: a fitted classifier's ``audio_spec_`` (learned
-    from the data it was fitted on), else, for a pipeline, its final estimator's, else its
-    front end's ``audio_spec``; an ensemble's is its members' agreement
+    The model is asked, not inspected: its front end (the first estimator in it with an
+    ``audio_spec``, nested pipelines included) owns the rate, the clip and the band, as
+    its parameters are now; its classifier adds the window it scores (its own
+    ``window_seconds`` when the front end keeps whole recordings). A classifier fitted
+    on spectrograms of another framing than its front end's now (a front end changed
+    after the fit, a tampered model file) is an error. A classifier without a front end
+    gives what it learned (``audio_spec_``); an ensemble gives its members' agreement
     (:func:`combine_specs`).
 
     Parameters
@@ -185,24 +190,36 @@ def get_audio_spec(model) -> AudioSpec | None:
     Raises
     ------
     ValueError
-        If an ensemble's members take waveforms at different sample rates.
+        If an ensemble's members take waveforms at different sample rates, or a
+        classifier was fitted on another framing than its front end's.
     """
-    own = getattr(model, "audio_spec_", None)
-    if isinstance(own, AudioSpec):
-        return own
-    steps = getattr(model, "steps", None)
-    if steps:
-        final = get_audio_spec(steps[-1][1])
-        if final is not None:
-            return final
-        front = getattr(steps[0][1], "audio_spec", None)
-        return front if isinstance(front, AudioSpec) else None
     members = getattr(model, "estimators_", None)
-    if members is not None:
+    if members is not None and not hasattr(model, "steps"):  # an ensemble
         specs = [spec for spec in map(get_audio_spec, members) if spec is not None]
         return combine_specs(specs) if specs else None
-    own = getattr(model, "audio_spec", None)  # a front end, or a model that is one
-    return own if isinstance(own, AudioSpec) else None
+    front = next((part for part in estimators_in(model) if _is_front_end(part)), None)
+    classifier = final_estimator(model)
+    learned = getattr(classifier, "audio_spec_", None)
+    learned = learned if isinstance(learned, AudioSpec) else None
+    if front is None:
+        return learned
+    spec = front.audio_spec
+    if learned is None:
+        return spec
+    if not spec.frames_match(learned):
+        raise ValueError(
+            f"{type(classifier).__name__} was fitted on spectrograms at "
+            f"sample_rate={learned.sample_rate}, hop_length={learned.hop_length}, but its "
+            f"front end now makes them at sample_rate={spec.sample_rate}, "
+            f"hop_length={spec.hop_length}: refit the model, or set the front end back."
+        )
+    learned_spec = getattr(classifier, "learned_spec", None)
+    return learned_spec(spec) if callable(learned_spec) else spec
+
+
+def _is_front_end(estimator) -> bool:
+    """Whether ``estimator`` owns an audio spec: a property of its parameters."""
+    return isinstance(getattr(type(estimator), "audio_spec", None), property)
 
 
 def combine_specs(specs: list[AudioSpec]) -> AudioSpec:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._validation import check_integer, check_real
 from .audio import AudioError, stream_audio
 
 __all__ = ["WindowGrid", "batches", "cut_windows", "n_samples", "stream_windows"]
@@ -107,6 +108,9 @@ def stream_windows(
 
     Raises
     ------
+    ValueError
+        For a window that is not a positive number of seconds, a hop outside
+        ``(0, window_seconds]`` or a sample rate that is not a positive integer.
     AudioError
         If the source cannot be read; windows cut before a decoding error part-way are
         yielded first.
@@ -120,6 +124,14 @@ def stream_windows(
     >>> [(start / 16000, len(window) / 16000) for start, window in windows]
     [(0.0, 4.0), (3.0, 4.0), (6.0, 4.0), (9.0, 2.0)]
     """
+    window_seconds = check_real(
+        window_seconds, "window_seconds", min_val=0, include_boundaries="neither"
+    )
+    hop_seconds = check_real(
+        hop_seconds, "hop_seconds", min_val=0, max_val=window_seconds,
+        include_boundaries="right",
+    )  # fmt: skip
+    sample_rate = check_integer(sample_rate, "sample_rate", min_val=1)
     grid = WindowGrid.from_seconds(
         window_seconds=window_seconds, hop_seconds=hop_seconds, sample_rate=sample_rate
     )

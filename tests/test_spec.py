@@ -229,3 +229,98 @@ def test_two_runs_concatenated_keep_every_files_duration_and_error(tmp_path, wri
     assert (tmp_path / "combined.txt").read_bytes() == (tmp_path / "at_once.txt").read_bytes()
     rows = pd.read_csv(tmp_path / "combined.txt", sep="\t")
     assert rows["Begin Time (s)"].min() >= 2.0  # songs.wav starts after quiet.wav's 2 s
+
+
+# -- found in review ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("keywords", "message"),
+    [
+        ({"window_seconds": 0, "hop_seconds": 1}, "window_seconds must be a positive"),
+        ({"window_seconds": float("nan"), "hop_seconds": 1}, "window_seconds must be a positive"),
+        ({"window_seconds": 0.5, "hop_seconds": 5}, r"hop_seconds must be a finite number in \("),
+        ({"window_seconds": 1, "hop_seconds": 0}, "hop_seconds must be"),
+    ],
+)  # fmt: skip
+def test_stream_windows_refuses_a_grid_that_frames_nothing(keywords, message):
+    with pytest.raises(ValueError, match=message):
+        stream_windows(np.zeros(100, dtype=np.float32), sample_rate=100, **keywords)
+
+
+def test_the_spec_comes_from_the_front_end_wherever_it_sits_and_as_it_is_now():
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import FunctionTransformer
+
+    mel = MelSpectrogramTransformer(duration=3, input_sample_rate=48000, fmin=100, fmax=8000)
+    for model in (
+        Pipeline([("f", Pipeline([("mel", mel)])), ("clf", LogisticRegression())]),
+        Pipeline([("a", FunctionTransformer()), ("mel", mel), ("clf", LogisticRegression())]),
+    ):
+        spec = get_audio_spec(model)
+        assert (spec.waveform_rate, spec.window_seconds) == (48000, 3.0)
+        assert spec.frequency_range == (100.0, 8000.0)
+    X, Y, _ = songs(16, 0, as_frame=True)
+    fitted = tiny_pipeline(max_epochs=1).fit(X, Y)
+    fitted.set_params(mel__input_sample_rate=48000, mel__fmax=6000)  # the front end, live
+    assert get_audio_spec(fitted).waveform_rate == 48000
+    assert get_audio_spec(fitted).frequency_range[1] == 6000.0
+    fitted.set_params(mel__hop_length=128)  # other frames than the classifier learned
+    with pytest.raises(ValueError, match="fitted on spectrograms at sample_rate=16000, hop_le"):
+        get_audio_spec(fitted)
+
+
+def test_a_refused_fit_leaves_the_learned_spec_as_it_was():
+    X, Y, _ = songs(8, 0, as_frame=True)
+    model = tiny_pipeline(max_epochs=1).fit(X, Y)
+    cnn = model.named_steps["cnn"]
+    before = cnn.audio_spec_
+    bad = Spectrograms(np.zeros((2, 16000), dtype=np.float32), AudioSpec(hop_length=160))
+    with pytest.raises(ValueError, match="expected log-mel spectrograms"):
+        cnn.fit(bad, ["a", "b"])
+    assert cnn.audio_spec_ is before
+
+
+def test_the_classifier_says_where_its_old_framing_parameters_went():
+    X = np.zeros((2, 1, 8, 10), dtype=np.float32)
+    with pytest.raises(ValueError, match=r"has no hop_length any more: the front end frames"):
+        AttentionCNNClassifier(hop_length=256, verbose=0).fit(X, ["a", "b"])
+
+
+def test_detections_merge_their_metadata_when_pandas_names_the_inputs_objs():
+    """pandas 2 hands concat's inputs to __finalize__ as ``objs``, pandas 3 as ``input_objs``."""
+    from types import SimpleNamespace
+
+    rows = pd.DataFrame({"file": ["a.wav"], "start_s": [0.0], "end_s": [1.0], "label": ["owl"],
+                         "confidence": [0.5]})  # fmt: skip
+    first = Detections.from_rows(rows, durations={"a.wav": 1.0})
+    second = Detections.from_rows(rows.iloc[:0], durations={"b.wav": 2.0},
+                                  errors=[{"file": "c.wav", "error": "broken"}])  # fmt: skip
+    for name in ("objs", "input_objs"):
+        merged = Detections(rows).__finalize__(
+            SimpleNamespace(**{name: [first, second]}), method="concat"
+        )
+        assert merged.durations == {"a.wav": 1.0, "b.wav": 2.0}
+        assert merged.errors == [{"file": "c.wav", "error": "broken"}]
+
+
+def test_a_model_of_long_clips_saves_and_loads(tmp_path):
+    from sklearn_birdaudio import load_model, save_model
+
+    X = np.random.default_rng(0).normal(size=(4, 1, 8, 12)).astype(np.float32)
+    spec = AudioSpec(window_seconds=900.0, clip_seconds=900.0)  # a 15-minute front end
+    cnn = AttentionCNNClassifier(**{**TINY_CNN, "max_epochs": 1, "module__n_heads": 2})
+    cnn.fit(Spectrograms(X, spec), ["a", "b"] * 2)
+    assert cnn.audio_spec_.window_seconds == 900.0
+    loaded = load_model(save_model(cnn, tmp_path / "long.safetensors"))
+    assert loaded.audio_spec_ == cnn.audio_spec_
+
+
+def test_detect_takes_its_old_positional_window_with_a_warning():
+    X, Y, _ = songs(16, 0, as_frame=True)
+    model = tiny_pipeline(max_epochs=1).fit(X, Y)
+    waveform = np.concatenate(list(X[:2]))
+    with pytest.warns(FutureWarning, match="Pass window_seconds=0.5 as keyword args"):
+        old = detect(model, waveform, 0.5, input_sample_rate=SAMPLE_RATE, verbose=0)
+    new = detect(model, waveform, window_seconds=0.5, input_sample_rate=SAMPLE_RATE, verbose=0)
+    pd.testing.assert_frame_equal(old, new)
