@@ -65,7 +65,12 @@ def is_real_number(value) -> bool:
     >>> is_real_number(True), is_real_number(float("nan")), is_real_number("1")
     (False, False, False)
     """
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer too large for a float (10**400 in a hostile file)
+        return False
 
 
 def _bounds(min_val, max_val, include_boundaries: str) -> str:

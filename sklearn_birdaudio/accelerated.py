@@ -14,6 +14,7 @@ import contextlib
 import numpy as np
 from skorch.hf import AccelerateMixin
 
+from ._deprecation import deprecate_positional
 from .classifier import AttentionCNNClassifier
 
 __all__ = ["AcceleratedAttentionCNNClassifier"]
@@ -62,6 +63,7 @@ class AcceleratedAttentionCNNClassifier(AccelerateMixin, AttentionCNNClassifier)
     ... ).fit(X_train, Y_train)
     """
 
+    @deprecate_positional
     def __init__(
         self,
         *,

@@ -126,6 +126,7 @@ def _check_load_size(
     )
 
 
+@deprecate_positional
 def audio_files(
     folder: str | os.PathLike, *, extensions: tuple[str, ...] = AUDIO_EXTENSIONS
 ) -> list[str]:

@@ -33,6 +33,7 @@ from skorch.dataset import ValidSplit, unpack_data
 from skorch.history import History
 from skorch.utils import to_tensor
 
+from ._deprecation import deprecate_positional
 from ._validation import check_integer, check_real
 from .augment import make_augmentation
 from .checkpoints import TrainingCheckpoint, _read_checkpoint, describe_run
@@ -193,6 +194,7 @@ class AttentionCNNClassifier(ClassifierMixin, NeuralNet):
     ['owl', 'wren']
     """
 
+    @deprecate_positional
     def __init__(
         self,
         *,

@@ -219,6 +219,7 @@ def _indicator(label_sets: list[set[str]], classes) -> tuple[np.ndarray, list[st
     return Y, class_names
 
 
+@deprecate_positional
 def load_folder(
     root: str | os.PathLike,
     *,
@@ -272,6 +273,7 @@ def load_folder(
     return paths, _targets(Y, class_names, as_frame), class_names
 
 
+@deprecate_positional
 def load_manifest(
     csv_path: str | os.PathLike,
     *,

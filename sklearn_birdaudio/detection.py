@@ -50,7 +50,7 @@ from .scoring import (
     window_grid,
 )
 from .spec import AudioSpec, get_audio_spec
-from .tables import COLUMNS
+from .table_formats import COLUMNS
 
 __all__ = ["WindowScores", "detect", "window_scores"]
 

@@ -22,7 +22,7 @@ extra: ``pip install "sklearn-birdaudio[birdnet]"``. Nothing is downloaded at ru
 The window grid
 ---------------
 Windows of 3 s start every ``3 - overlap_seconds`` seconds until one reaches the end of
-the input (as in :mod:`~sklearn_birdaudio.detection`); the last one is zero-padded to 3 s.
+the input (the grid of :mod:`~sklearn_birdaudio.windows`); the last one is zero-padded to 3 s.
 A last window holding less than 1.5 s of audio is dropped when there are earlier ones
 (BirdNET-Analyzer does the same); an input shorter than a window is padded into one window,
 so every input gets at least one.

@@ -14,6 +14,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils import Bunch, get_tags
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
+from ._deprecation import deprecate_positional
 from ._validation import check_real
 from .targets import check_no_missing_labels, target_kind
 
@@ -69,6 +70,7 @@ class VotingClassifier(ClassifierMixin, BaseEstimator):
     (2,)
     """
 
+    @deprecate_positional
     def __init__(self, estimators, *, voting="soft", weights=None, threshold=0.5, n_jobs=None):
         self.estimators = estimators
         self.voting = voting

@@ -15,6 +15,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.multiclass import OneVsRestClassifier
 from sklearn.utils.validation import check_is_fitted
 
+from ._deprecation import deprecate_positional
 from .targets import check_no_missing_labels, target_kind
 
 __all__ = ["EmbeddingLogisticRegression"]
@@ -52,6 +53,7 @@ class EmbeddingLogisticRegression(ClassifierMixin, BaseEstimator):
     ['owl', 'wren']
     """
 
+    @deprecate_positional
     def __init__(self, *, C=1.0, class_weight=None, max_iter=5000, threshold=0.5):
         self.C = C
         self.class_weight = class_weight

@@ -12,6 +12,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ._deprecation import deprecate_positional
+
 __all__ = ["LogMelSpectrogram", "n_frames_for", "valid_frames"]
 
 AMIN = 1e-10  # librosa.power_to_db's floor on power before the logarithm
@@ -64,6 +66,7 @@ class LogMelSpectrogram(torch.nn.Module):
         :class:`MelSpectrogramTransformer`.
     """
 
+    @deprecate_positional
     def __init__(
         self,
         *,

@@ -97,6 +97,7 @@ def _binarize(labels: np.ndarray, n_classes: int, classes, name: str) -> np.ndar
 
 
 # -- metrics ----------------------------------------------------------------------------------
+@deprecate_positional
 def mean_average_precision(y_true, y_score, *, average: str = "macro", classes=None) -> float:
     """Mean average precision (mAP) over classes, skipping classes with no positive.
 
@@ -265,6 +266,7 @@ def f1_at_threshold(
     return float(f1_score(targets, predicted, average=average, zero_division=0))
 
 
+@deprecate_positional
 def top1_accuracy(y_primary, y_score, *, classes=None) -> float:
     """Share of samples whose highest-scored class is their primary species.
 

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from ._deprecation import deprecate_positional
 from ._validation import check_integer, check_real
 
 __all__ = [
@@ -56,6 +57,7 @@ def fold_batch_norms(layers: nn.Sequential) -> nn.Sequential:
     return nn.Sequential(*folded)
 
 
+@deprecate_positional
 def band_median(spectrograms: torch.Tensor, *, padded: bool = True) -> torch.Tensor:
     """Median of each band over the valid frames, ``(..., 1)``: the lower one of an even count.
 
@@ -102,6 +104,7 @@ class ResidualBlock(nn.Module):
         False replaces the batch norms with a bias on each convolution (for ablations).
     """
 
+    @deprecate_positional
     def __init__(
         self,
         in_channels: int,
@@ -152,6 +155,7 @@ class AttentionPooling(nn.Module):
         Attention heads.
     """
 
+    @deprecate_positional
     def __init__(self, embed_dim: int, *, n_heads: int = 8):
         super().__init__()
         self.query = nn.Parameter(torch.randn(1, 1, embed_dim) * embed_dim**-0.5)
@@ -219,6 +223,7 @@ class AttentionCNN(nn.Module):
     torch.Size([2, 3])
     """
 
+    @deprecate_positional
     def __init__(
         self,
         n_classes: int,

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from sklearn.pipeline import Pipeline
 
+from ._deprecation import deprecate_positional
+
 __all__ = ["make_small_data_pipeline", "small_data_recipe"]
 
 _SMALL_DATA = {
@@ -56,6 +58,7 @@ def small_data_recipe() -> dict:
     return dict(_SMALL_DATA)
 
 
+@deprecate_positional
 def make_small_data_pipeline(*, memory=None, random_state=None, verbose: int = 1, **params):
     """Log-mel front end + :class:`AttentionCNNClassifier` with :func:`small_data_recipe`.
 

@@ -29,13 +29,13 @@ quote or a control character is quoted, so that any label or file name reads bac
 
 from __future__ import annotations
 
-import numbers
 import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from ._validation import check_integer, check_real
 from .review_page import (
     NUMBER_COLUMNS,
     REVIEW_COLUMNS,
@@ -47,7 +47,7 @@ from .review_page import (
 # Re-exported (redundant aliases) for the tests that write review.csv rows directly.
 from .review_page import _csv_lines as _csv_lines
 from .review_page import _review_cells as _review_cells
-from .tables import COLUMNS
+from .table_formats import COLUMNS
 from .text_cells import csv_cell_text, labels_from_text, read_delimited, read_table_text, texts
 
 __all__ = [
@@ -74,9 +74,7 @@ LOGIT_EPSILON = 1e-12
 
 
 def _check_count(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
-    return int(value)
+    return check_integer(value, name, min_val=1)
 
 
 def _equal_allocation(counts: np.ndarray, n: int, rng: np.random.RandomState) -> np.ndarray:
@@ -216,13 +214,15 @@ def sample_for_review(
     n_bins = _check_count("n_bins", n_bins)
     if strategy not in STRATEGIES:
         raise ValueError(f"strategy must be one of {list(STRATEGIES)}; got {strategy!r}.")
-    if not (isinstance(threshold, numbers.Real) and 0 < threshold < 1):
-        raise ValueError(f"threshold must be a number strictly between 0 and 1; got {threshold!r}.")
+    check_real(
+        threshold, "threshold", min_val=0, max_val=1, include_boundaries="neither",
+        message=f"threshold must be a number strictly between 0 and 1; got {threshold!r}.",
+    )  # fmt: skip
     if min_confidence is not None:
-        if not (isinstance(min_confidence, numbers.Real) and 0 <= min_confidence < 1):
-            raise ValueError(
-                f"min_confidence must be a number in [0, 1) or None; got {min_confidence!r}."
-            )
+        check_real(
+            min_confidence, "min_confidence", min_val=0, max_val=1, include_boundaries="left",
+            message=f"min_confidence must be a number in [0, 1) or None; got {min_confidence!r}.",
+        )  # fmt: skip
         rows = rows[rows["confidence"] >= min_confidence].reset_index(drop=True)
     labels = np.array(texts(rows["label"]), dtype=object)
     if species is not None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import numbers
 import os
 import re
 import secrets
@@ -26,8 +25,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ._validation import check_real
 from .audio import AudioError, audio_info, load_audio
-from .tables import COLUMNS, atomic_write_text, check_detections
+from .table_formats import COLUMNS
+from .table_writers import atomic_write_text, check_detections
 from .text_cells import CONTROL_CHARACTER, csv_cell, csv_number_cells, delimited_text
 
 __all__ = ["REVIEW_COLUMNS", "SkippedClipsWarning", "check_scored_detections", "export_review"]
@@ -336,8 +337,10 @@ def export_review(
     for column in ("weight", "stratum"):
         if column not in rows:
             rows[column] = np.nan
-    if not (isinstance(context_seconds, numbers.Real) and 0 <= context_seconds < np.inf):
-        raise ValueError(f"context_seconds must be a finite number >= 0; got {context_seconds!r}.")
+    check_real(
+        context_seconds, "context_seconds", min_val=0,
+        message=f"context_seconds must be a finite number >= 0; got {context_seconds!r}.",
+    )  # fmt: skip
     out = Path(out)
     review_path = out / "review.csv"
     if review_path.exists() and not overwrite:

@@ -63,7 +63,7 @@ import pandas as pd
 
 from .table_files import _per_file_path, _table_stems, write_detections_per_file
 from .table_formats import _checked_format
-from .tables import atomic_write_text
+from .table_writers import atomic_write_text
 
 __all__ = ["PerFileRun", "SourceState", "file_sha256", "record_path_for"]
 

@@ -21,8 +21,9 @@ from pathlib import Path, PurePath
 
 import pandas as pd
 
+from ._deprecation import deprecate_positional
 from .table_formats import PER_FILE_SUFFIXES, TABLE_TAG, _checked_format
-from .tables import atomic_write_text, per_file_texts
+from .table_writers import atomic_write_text, per_file_texts
 
 __all__ = ["table_path_for", "write_detections_per_file"]
 
@@ -76,6 +77,7 @@ def _per_file_path(table_stem: str, folder: str | os.PathLike, format: str) -> P
     return Path(folder) / f"{table_stem}{TABLE_TAG}{PER_FILE_SUFFIXES[format]}"
 
 
+@deprecate_positional
 def table_path_for(
     audio_file: str | os.PathLike,
     folder: str | os.PathLike,
@@ -138,6 +140,7 @@ def table_path_for(
     return _per_file_path(stems[audio_file], folder, format)
 
 
+@deprecate_positional
 def write_detections_per_file(
     detections: pd.DataFrame,
     folder: str | os.PathLike,

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ._deprecation import deprecate_positional
 from .table_formats import COLUMNS, PER_FILE_SUFFIXES, TABLE_TAG, _checked_format
 from .text_cells import (
     csv_cell_text,
@@ -110,6 +111,7 @@ def _read_audacity(text: str, path: Path) -> pd.DataFrame:
     return pd.DataFrame(records, columns=list(COLUMNS))
 
 
+@deprecate_positional
 def read_detections(
     path: str | os.PathLike, *, format: str | None = None, file: str | None = None
 ) -> pd.DataFrame:

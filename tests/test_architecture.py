@@ -32,8 +32,8 @@ LAYERS = {
     2: ["feature_inputs", "feature_batches", "feature_cache", "features", "birdnet_model",
         "embeddings", "inference", "checkpoints", "training"],
     3: ["classifier", "linear", "ensemble", "accelerated"],
-    4: ["scoring", "distributed", "detections", "table_formats", "tables", "table_readers",
-        "table_files", "detection", "runs"],
+    4: ["scoring", "distributed", "detections", "table_formats", "table_writers",
+        "table_readers", "table_files", "tables", "detection", "runs"],
     5: ["restorable", "fitted_state", "model_description", "persistence", "calibration",
         "plotting", "review_page", "review", "reviewed", "recipes", "datasets"],
     6: ["cli"],
@@ -67,6 +67,14 @@ def imports_of(path: Path) -> set[str]:
             "sklearn_birdaudio."
         ):
             found.add(node.module.removeprefix("sklearn_birdaudio."))
+        elif (  # import_module(".name", ...): an import all the same
+            isinstance(node, ast.Call)
+            and getattr(node.func, "id", getattr(node.func, "attr", None)) == "import_module"
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and str(node.args[0].value).startswith(".")
+        ):
+            found.add(".".join([*package, str(node.args[0].value).lstrip(".")]))
     return {target for target in found if target and target != "__version__"}
 
 

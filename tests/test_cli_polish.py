@@ -160,7 +160,7 @@ def test_info_is_a_readable_summary(workspace, capsys):
     n_weights = sum(p.numel() for p in loaded.named_steps["cnn"].module_.parameters())
     assert "Kind: Pipeline: mel (MelSpectrogramTransformer) -> cnn (AttentionCNNClassifier)" in out
     assert "Classes (3): species_00, species_01, species_02" in out
-    assert "at 16000 Hz, 32 mel bands, 20-8000 Hz; windows of 1 s" in out
+    assert "at 16000 Hz, hop 256, 32 mel bands, 20-8000 Hz; windows of 1 s" in out
     assert f"{n_weights:,} weights" in out and "base_filters=8" in out
     assert "Training: 3 epochs; best validation loss" in out and "validation mAP" in out
     assert "24 training examples per epoch" in out  # 30 recordings, 20% held out

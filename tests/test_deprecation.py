@@ -167,3 +167,31 @@ def test_only_data_arguments_are_positional(function, positional):
         for parameter in parameters
         if parameter.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
     ] == positional
+
+
+# Public callables whose options were keyword-only from the start: no call to keep working.
+KEYWORD_ONLY_FROM_THE_START = {
+    "stream_windows", "AudioSpec", "sample_for_review", "export_review",
+    "reviewed_training_data", "load_model",
+}  # fmt: skip
+
+
+def test_every_public_callable_with_keyword_only_options_keeps_old_positional_calls():
+    import inspect
+
+    import sklearn_birdaudio
+
+    missing = []
+    for name in sklearn_birdaudio.__all__:
+        obj = getattr(sklearn_birdaudio, name)
+        function = obj.__init__ if inspect.isclass(obj) else obj
+        if not callable(function) or name in KEYWORD_ONLY_FROM_THE_START:
+            continue
+        try:
+            parameters = inspect.signature(function).parameters.values()
+        except (TypeError, ValueError):
+            continue
+        keyword_only = any(p.kind is inspect.Parameter.KEYWORD_ONLY for p in parameters)
+        if keyword_only and not hasattr(function, "__wrapped__"):
+            missing.append(name)
+    assert not missing, f"keyword-only without deprecate_positional: {missing}"

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sklearn_birdaudio import table_files, tables, text_cells
+from sklearn_birdaudio import table_files, table_writers, tables, text_cells
 from sklearn_birdaudio.table_files import table_path_for, write_detections_per_file
 from sklearn_birdaudio.tables import (
     COLUMNS,
@@ -333,7 +333,7 @@ def test_failed_write_leaves_existing_table_and_no_temporary_file(tmp_path, monk
     def fail(*args, **kwargs):
         raise OSError(f"simulated {failing} failure")
 
-    monkeypatch.setattr(tables.os, failing, fail)
+    monkeypatch.setattr(table_writers.os, failing, fail)
     with pytest.raises(OSError, match=f"simulated {failing}"):
         write_detections(make_detections(), path)
     assert path.read_text(encoding="utf-8") == "previous table\n"
@@ -344,7 +344,7 @@ def test_interrupted_write_leaves_no_temporary_file(tmp_path, monkeypatch):
     def interrupt(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(tables.os, "fsync", interrupt)
+    monkeypatch.setattr(table_writers.os, "fsync", interrupt)
     with pytest.raises(KeyboardInterrupt):
         write_detections(make_detections(), tmp_path / "run.csv")
     assert list(tmp_path.iterdir()) == []
@@ -668,14 +668,14 @@ def assert_round_trip(detections: pd.DataFrame, folder: Path):
 @given(detections=detection_tables())
 def test_round_trip_property(detections):
     # fsync makes each write wait for the disk; atomicity is tested above, formats here.
-    with tempfile.TemporaryDirectory() as folder, mock.patch.object(tables.os, "fsync"):
+    with tempfile.TemporaryDirectory() as folder, mock.patch.object(table_writers.os, "fsync"):
         assert_round_trip(detections, Path(folder))
 
 
 @settings(max_examples=40, deadline=None)
 @given(detections=detection_tables(labels=HOSTILE_TEXT, files=HOSTILE_FILES))
 def test_any_text_round_trips_in_every_format(detections):
-    with tempfile.TemporaryDirectory() as folder, mock.patch.object(tables.os, "fsync"):
+    with tempfile.TemporaryDirectory() as folder, mock.patch.object(table_writers.os, "fsync"):
         assert_round_trip(detections, Path(folder))
 
 
@@ -691,7 +691,7 @@ def test_no_text_cell_starts_a_formula_and_controls_are_escaped_or_quoted(labels
             "confidence": 0.5,
         }
     )
-    with tempfile.TemporaryDirectory() as folder, mock.patch.object(tables.os, "fsync"):
+    with tempfile.TemporaryDirectory() as folder, mock.patch.object(table_writers.os, "fsync"):
         folder = Path(folder)
         paths = {
             "csv": [write_detections(detections, folder / "run.csv")],
@@ -720,7 +720,7 @@ def test_csv_of_ordinary_text_is_what_pandas_writes(detections, numbers):
     n_rows = len(detections)
     detections["start_s"] = numbers[:n_rows]
     detections["confidence"] = numbers[n_rows : 2 * n_rows]
-    with tempfile.TemporaryDirectory() as folder, mock.patch.object(tables.os, "fsync"):
+    with tempfile.TemporaryDirectory() as folder, mock.patch.object(table_writers.os, "fsync"):
         path = write_detections(detections, Path(folder) / "run.csv")
         assert raw_text(path) == detections.to_csv(index=False, lineterminator="\n")
 

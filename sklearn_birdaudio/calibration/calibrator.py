@@ -14,6 +14,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils import Bunch, check_random_state
 from sklearn.utils.validation import check_is_fitted
 
+from .._deprecation import deprecate_positional
 from .._validation import check_integer, check_real
 from .logistic import _fit_species, _logit_score
 from .reviews import _check_table, _examples, _verdicts, _weights
@@ -97,6 +98,7 @@ class ScoreCalibrator(ClassifierMixin, BaseEstimator):
     0    wren       0.85  0.82  0.88   False
     """
 
+    @deprecate_positional
     def __init__(self, *, min_reviews: int = 20, C: float = 1.0):
         self.min_reviews = min_reviews
         self.C = C

@@ -68,7 +68,9 @@ def run(args) -> int:
     else:
         table = calibrator.thresholds(sample_weight=weights, **options)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    marked = table.assign(species=[_spreadsheet_safe(name) for name in table["species"]])
+    from ..text_cells import spreadsheet_safe
+
+    marked = table.assign(species=[spreadsheet_safe(name) for name in table["species"]])
     atomic_write_text(args.out, marked.to_csv(index=False))
     _print_thresholds(table, target_name, target, calibrator)
     print(f"Thresholds: {args.out} (for 'birdaudio predict --thresholds')")
@@ -110,11 +112,6 @@ def _read_detection_tables(paths: list[Path]):
                 raise CommandError(f"{file}: a detection has no confidence.")
             tables.append(table)
     return pd.concat(tables, ignore_index=True)
-
-
-def _spreadsheet_safe(text: str) -> str:
-    """A text cell marked with a leading ``'`` where a spreadsheet could run it."""
-    return "'" + text if text.startswith(("=", "+", "-", "@", "\t", "\r", "'")) else text
 
 
 def _print_thresholds(table, target_name: str, target: float, calibrator) -> None:

@@ -41,38 +41,44 @@ def run(args) -> int:
     return EXIT_OK
 
 
-def _front_end(members: list) -> dict | None:
-    """What the model takes: a log-mel's settings, or what BirdNET says it takes."""
+def _front_end(model, members: list) -> dict | None:
+    """What the model takes, as ``detect`` sees it: its audio spec, and the mel bands.
+
+    A classifier fitted on another framing than its front end's makes the spec an error,
+    which is reported in the summary rather than hidden.
+    """
     from ..embeddings import BirdNETClassifier, BirdNETEmbedder
     from ..features import MelSpectrogramTransformer
+    from ..spec import get_audio_spec
 
-    windows = [
-        member.window_seconds
-        for member in members
-        if isinstance(getattr(member, "window_seconds", None), (int, float))
-    ]
-    for member in members:
-        if isinstance(member, MelSpectrogramTransformer):
-            return {
-                "kind": "log-mel spectrogram",
-                "sample_rate": member.sample_rate,
-                "input_sample_rate": member.input_sample_rate,
-                "n_mels": member.n_mels,
-                "fmin": member.fmin,
-                "fmax": member.fmax if member.fmax is not None else member.sample_rate / 2,
-                "window_seconds": windows[0] if windows else None,
-                "clip_seconds": member.duration,
-            }
-        if isinstance(member, (BirdNETEmbedder, BirdNETClassifier)):
-            spec = member.audio_spec
-            fmin, fmax = spec.frequency_range
-            return {
-                "kind": "BirdNET v2.4 embeddings",
-                "sample_rate": spec.waveform_rate,
-                "window_seconds": spec.window_seconds,
-                "fmin": fmin,
-                "fmax": fmax,
-            }
+    try:
+        spec = get_audio_spec(model)
+    except ValueError as error:
+        return {"kind": "inconsistent", "error": str(error)}
+    if spec is None:
+        return None
+    fmin, fmax = spec.frequency_range
+    mels = [member for member in members if isinstance(member, MelSpectrogramTransformer)]
+    if mels:
+        return {
+            "kind": "log-mel spectrogram",
+            "sample_rate": spec.sample_rate,
+            "input_sample_rate": spec.input_sample_rate,
+            "hop_length": spec.hop_length,
+            "n_mels": mels[0].n_mels,
+            "fmin": fmin,
+            "fmax": fmax,
+            "window_seconds": spec.window_seconds,
+            "clip_seconds": spec.clip_seconds,
+        }
+    if any(isinstance(member, (BirdNETEmbedder, BirdNETClassifier)) for member in members):
+        return {
+            "kind": "BirdNET v2.4 embeddings",
+            "sample_rate": spec.waveform_rate,
+            "window_seconds": spec.window_seconds,
+            "fmin": fmin,
+            "fmax": fmax,
+        }
     return None
 
 
@@ -138,7 +144,7 @@ def _model_summary(model, path: Path, dropped: dict) -> dict:
         "kind": type(model).__name__,
         "steps": steps,
         "classes": [str(label) for label in model.classes_],
-        "front_end": _front_end(members),
+        "front_end": _front_end(model, members),
         "network": _network(classifier, members),
         "training": _training(classifier),
         "not_restored": {
@@ -178,10 +184,14 @@ def _print_summary(summary: dict) -> None:
         )
     )
     front_end = summary["front_end"]
-    if front_end:
+    if front_end and front_end["kind"] == "inconsistent":
+        print(f"Front end: warning: {front_end['error']}")
+    elif front_end:
         line = f"Front end: {front_end['kind']} at {front_end['sample_rate']} Hz"
         if front_end.get("input_sample_rate"):
             line += f" (arrays taken at {front_end['input_sample_rate']} Hz)"
+        if front_end.get("hop_length"):
+            line += f", hop {front_end['hop_length']}"
         if front_end.get("n_mels"):
             line += f", {front_end['n_mels']} mel bands"
         line += f", {front_end['fmin']:g}-{front_end['fmax']:g} Hz"

@@ -11,6 +11,7 @@ import ast
 from pathlib import Path
 
 from .. import __version__
+from ..table_formats import FORMATS
 from .calibrate import run as run_calibrate
 from .evaluate import run as run_evaluate
 from .info import run as run_info
@@ -18,8 +19,6 @@ from .plot import run as run_plot
 from .predict import run as run_predict
 from .review import run as run_review
 from .train import run as run_train
-
-FORMATS = ("csv", "raven", "audacity")
 
 
 def _parse_assignment(text: str) -> tuple[str, object]:

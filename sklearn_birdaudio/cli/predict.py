@@ -155,7 +155,9 @@ def read_thresholds(path: Path) -> dict[str, float]:
     header = [str(cell).strip().lower() for cell in table.iloc[0]] if len(table) else []
     if "species" in header and "threshold" in header:
         rows = table.iloc[1:, [header.index("species"), header.index("threshold")]]
-        rows = [(label.removeprefix("'"), value) for label, value in rows.itertuples(index=False)]
+        from ..text_cells import csv_cell_text  # calibrate marks the species it writes
+
+        rows = [(csv_cell_text(label), value) for label, value in rows.itertuples(index=False)]
     elif table.shape[1] == 2:
         rows = list(table.itertuples(index=False))
         try:

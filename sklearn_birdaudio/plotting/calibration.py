@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 from sklearn.utils.validation import check_is_fitted
 
+from .._deprecation import deprecate_positional
 from ..calibration.reviews import _check_table, _verdicts, decided_reviews
 from ..calibration.thresholds import _precision_above
 
@@ -16,6 +17,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 
+@deprecate_positional
 def plot_calibration(
     calibrator,
     species: str,

@@ -10,7 +10,9 @@ import pandas as pd
 from sklearn.metrics import average_precision_score, precision_recall_curve
 from sklearn.utils.validation import check_is_fitted
 
+from .._deprecation import deprecate_positional
 from .._validation import check_integer
+from ..composition import final_estimator
 from .spectrograms import MAX_NAMES_IN_NOTE
 
 if TYPE_CHECKING:
@@ -21,7 +23,7 @@ def _history_rows(history) -> list:
     """The per-epoch records of a History, or of a fitted classifier or pipeline."""
     if isinstance(history, list):  # a skorch History is a list of dicts
         return history
-    estimator = history.steps[-1][1] if hasattr(history, "steps") else history
+    estimator = final_estimator(history)
     if not hasattr(estimator, "history_"):
         raise TypeError(
             "history must be a fitted AttentionCNNClassifier, a Pipeline ending in one, or a "
@@ -38,6 +40,7 @@ def _series(rows: list, key: str) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(epochs, dtype=int), np.asarray(values, dtype=float)
 
 
+@deprecate_positional
 def plot_training_curves(history, *, figsize: tuple[float, float] | None = None) -> Figure:
     """Plot the loss and validation mAP of each training epoch.
 
@@ -196,6 +199,7 @@ def _names_note(names: list[str]) -> str:
     )
 
 
+@deprecate_positional
 def plot_precision_recall(
     y_true,
     y_score,

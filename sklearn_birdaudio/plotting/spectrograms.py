@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import clone
 
+from .._deprecation import deprecate_positional
 from .._validation import check_integer, check_real
 from ..features import MelSpectrogramTransformer
 
@@ -252,6 +253,7 @@ def _draw_scores(ax, scores: WindowScores, max_classes: int, colors) -> None:
     ax.legend(loc="upper right", fontsize="small", ncol=min(len(highest), 5))
 
 
+@deprecate_positional
 def plot_detections(
     source,
     detections: pd.DataFrame | None = None,
