@@ -282,8 +282,7 @@ class AttentionCNNClassifier(ClassifierMixin, NeuralNet):
         # Pickled when the classifier kept its own copy of the front end's framing.
         legacy = {name: state.pop(name) for name in ("sample_rate", "hop_length") if name in state}
         if legacy and "n_mels_" in state and "audio_spec_" not in state:
-            spec = AudioSpec(**legacy, window_seconds=None, clip_seconds=None)
-            state["audio_spec_"] = spec.replace(window_seconds=float(state["window_seconds"]))
+            state["audio_spec_"] = _legacy_spec(legacy, state["window_seconds"])
         requested = state["device"]
         if requested not in (None, "auto"):
             # skorch maps tensors saved on an unavailable CUDA device to the CPU and sets
@@ -467,6 +466,14 @@ class AttentionCNNClassifier(ClassifierMixin, NeuralNet):
     @property
     def _hop_frames(self) -> int:
         return self.audio_spec_.hop_frames(self.window_seconds - self.overlap_seconds)
+
+    def legacy_spec(self, framing: dict) -> AudioSpec:
+        """The spec of a classifier saved when it kept ``sample_rate`` and ``hop_length``.
+
+        Only its framing is known; the rest of a pipeline's spec is its front end's, which
+        :func:`~sklearn_birdaudio.get_audio_spec` asks.
+        """
+        return _legacy_spec(framing, self.window_seconds)
 
     def learned_spec(self, spec: AudioSpec | None) -> AudioSpec:
         """The spec this classifier takes from data of ``spec`` (``None``: the default's).
@@ -702,3 +709,8 @@ class AttentionCNNClassifier(ClassifierMixin, NeuralNet):
         if self.multilabel_:
             return (probabilities >= self.threshold).astype(np.int64)
         return self.classes_[probabilities.argmax(axis=1)]
+
+
+def _legacy_spec(framing: dict, window_seconds: float) -> AudioSpec:
+    """A spec of the framing parameters of an older classifier and its window."""
+    return AudioSpec(**framing, window_seconds=float(window_seconds), clip_seconds=None)

@@ -211,9 +211,7 @@ class NetworkState:
         if "audio_spec_" in state:
             spec = _read_spec(state["audio_spec_"], where)
         else:  # written before the audio spec: the framing was the classifier's parameters
-            framing = AudioSpec(**reader.legacy_framing, window_seconds=None, clip_seconds=None)
-            spec = framing.replace(window_seconds=float(net.window_seconds))
-            reader.legacy_nets.add(id(net))
+            spec = net.legacy_spec(reader.legacy_framing)
         classes = read_array(state["classes_"])
         multilabel = bool(state["multilabel_"])
         n_mels, seed = state["n_mels_"], state["seed"]

@@ -41,7 +41,6 @@ from .fitted_state import (
 from .linear import EmbeddingLogisticRegression
 from .modules import AttentionCNN
 from .restorable import LEGACY_NET_FRAMING, check_params, is_local
-from .spec import AudioSpec
 
 __all__ = ["ESTIMATORS", "PARAMETER_CLASSES", "Reader", "Writer", "supported"]
 
@@ -184,7 +183,6 @@ class Reader:
         self.keys = set(handle.keys())
         self.dropped: dict[str, tuple] = {}
         self.legacy_framing: dict = {}  # of the classifier being restored
-        self.legacy_nets: set[int] = set()  # classifiers framed by legacy parameters
 
     def value(self, value, where: str = ""):
         if isinstance(value, list):
@@ -265,8 +263,6 @@ class Reader:
             self.restore(estimator, node["fitted"], where)
         else:
             check_budget(estimator, where)
-        if isinstance(estimator, Pipeline):
-            _frame_legacy_net(estimator, self.legacy_nets)
         return estimator
 
     def restore(self, estimator, state: dict, where: str) -> None:
@@ -276,22 +272,6 @@ class Reader:
             expect(not state, f"unexpected fitted state of a {type(estimator).__name__}")
         else:
             layout.read(self, estimator, state, where)
-
-
-def _frame_legacy_net(pipeline: Pipeline, legacy_nets: set[int]) -> None:
-    """Give a classifier restored from a file of before the audio spec its front end's.
-
-    Such files kept the framing in the classifier's parameters; the window and clip were
-    the front end's. When the two framings agree, the classifier takes the front end's
-    spec, as fitting it today would; when they disagree, it keeps its own, and
-    predictions refuse the front end's spectrograms with a message.
-    """
-    final = pipeline.steps[-1][1]
-    front = getattr(pipeline.steps[0][1], "audio_spec", None)
-    if id(final) not in legacy_nets or not isinstance(front, AudioSpec):
-        return
-    if front.frames_match(final.audio_spec_):
-        final.audio_spec_ = final.learned_spec(front)
 
 
 def _validate(estimator, where: str) -> None:

@@ -100,19 +100,16 @@ def score_stream(
     input_sample_rate,
     *,
     read_ahead: bool = False,
-    block_seconds: float | None = None,
 ):
     """Yield ``(starts, ends, probabilities)`` per batch of windows of one recording.
 
     Starts and ends are sample indices; the last window's end is the recording's length.
     With ``read_ahead``, the next batch is read in a thread while the model scores. An
     :class:`AudioError` part-way through is raised after every window cut before it has
-    been scored and yielded. ``block_seconds`` is the audio decoded per read (by default
-    :data:`~sklearn_birdaudio.windows.READ_BLOCK_SECONDS`).
+    been scored and yielded. Audio is decoded
+    :data:`~sklearn_birdaudio.windows.READ_BLOCK_SECONDS` at a time.
     """
-    if block_seconds is None:
-        block_seconds = windows.READ_BLOCK_SECONDS
-    blocks = read_blocks(source, grid, input_sample_rate, block_seconds)
+    blocks = read_blocks(source, grid, input_sample_rate, windows.READ_BLOCK_SECONDS)
     window_batches = batches(cut_windows(blocks, grid), batch_size)
     if read_ahead and READ_AHEAD_BATCHES > 0:
         # Whole batches ahead, not blocks: the model then scores one batch while the
@@ -170,8 +167,6 @@ class FileScorer:
         Windows scored at once.
     input_sample_rate : int or None
         Rate of waveform sources.
-    block_seconds : float or None
-        Audio decoded per read; ``None``: :data:`~sklearn_birdaudio.windows.READ_BLOCK_SECONDS`.
     """
 
     grid: WindowGrid
@@ -179,7 +174,6 @@ class FileScorer:
     classes: np.ndarray
     batch_size: int
     input_sample_rate: int | None
-    block_seconds: float | None = None
 
     def __call__(
         self,
@@ -228,7 +222,6 @@ class FileScorer:
             self.batch_size,
             self.input_sample_rate,
             read_ahead=read_ahead,
-            block_seconds=self.block_seconds,
         )
         try:
             for starts, ends, probabilities in stream:

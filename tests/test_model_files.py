@@ -341,3 +341,39 @@ def test_threads_sharing_one_model_get_the_sequential_results(saved):
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(pytest.main([__file__, *sys.argv[1:]]))
+
+
+# -- files written before the audio spec ---------------------------------------------------
+
+
+def as_written_before_the_audio_spec(model: dict, hop_length: int) -> None:
+    """The layout of the previous version: the classifier kept the framing as parameters."""
+    cnn = model["params"]["steps"][1]["$tuple"][1]
+    cnn["fitted"].pop("audio_spec_")
+    cnn["params"].update(sample_rate=16000, hop_length=hop_length)
+
+
+def test_a_file_of_the_previous_version_loads_and_predicts_as_the_original(saved, tmp_path):
+    from sklearn_birdaudio import get_audio_spec
+
+    model, path, X_test = saved
+    old = tamper(path, tmp_path / "old.safetensors", lambda m: as_written_before_the_audio_spec(
+        m, model.named_steps["mel"].hop_length))  # fmt: skip
+    loaded = load_model(old)
+    np.testing.assert_allclose(loaded.predict_proba(X_test), model.predict_proba(X_test))
+    assert get_audio_spec(loaded) == get_audio_spec(model)
+    assert loaded.named_steps["cnn"]._window_frames == model.named_steps["cnn"]._window_frames
+
+
+def test_a_file_of_the_previous_version_framed_otherwise_than_its_mel_is_refused(saved, tmp_path):
+    from sklearn_birdaudio import get_audio_spec
+
+    model, path, X_test = saved
+    other_hop = 2 * model.named_steps["mel"].hop_length
+    old = tamper(path, tmp_path / "odd.safetensors",
+                 lambda m: as_written_before_the_audio_spec(m, other_hop))  # fmt: skip
+    loaded = load_model(old)
+    with pytest.raises(ValueError, match="fitted on spectrograms at sample_rate=16000, hop_le"):
+        get_audio_spec(loaded)
+    with pytest.raises(ValueError, match=f"hop_length={other_hop // 2}, but"):
+        loaded.predict_proba(X_test)

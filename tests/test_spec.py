@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.pipeline import Pipeline
 from test_classifier import MEL, SAMPLE_RATE, TINY_CNN, songs, tiny_pipeline
+from test_detection import expected_grid
 
 from sklearn_birdaudio import (
     AttentionCNNClassifier,
@@ -195,11 +196,10 @@ def test_stream_windows_tiles_any_recording_as_documented(
         waveform, window_seconds=window / rate, hop_seconds=hop / rate, sample_rate=rate,
         block_seconds=block_seconds,
     ))  # fmt: skip
-    n_windows = 1 + max(0, -(-(n_samples - window) // hop))
-    assert [start for start, _ in windows] == [k * hop for k in range(n_windows)]
+    grid = expected_grid(n_samples, window, hop)  # detect's documented grid
+    assert [(start, start + len(samples)) for start, samples in windows] == grid
     for start, samples in windows:
         np.testing.assert_array_equal(samples, waveform[start : start + window])
-    assert windows[-1][0] + len(windows[-1][1]) == n_samples
 
 
 # -- detections carry their metadata -----------------------------------------------------

@@ -55,16 +55,11 @@ __all__ = ["build_parser", "main"]
 def main(argv: list[str] | None = None) -> int:
     """Run ``birdaudio`` with ``argv`` (default: the command line); return the exit code.
 
-    Parameters
-    ----------
-    argv : list of str, optional
-        The arguments after ``birdaudio``; default: ``sys.argv[1:]``.
+    Parameters ---------- argv : list of str, optional The arguments after ``birdaudio``;
+    default: ``sys.argv[1:]``.
 
-    Returns
-    -------
-    int
-        The exit code (see *Exit codes* above). An invalid command line exits with 2
-        (argparse's ``SystemExit``) instead.
+    Returns ------- int The exit code (see *Exit codes* above). An invalid command line
+    exits with 2 (argparse's ``SystemExit``) instead.
     """
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="birdaudio: %(message)s")

@@ -17,17 +17,9 @@ from .errors import EXIT_OK, CommandError
 
 
 def run(args) -> int:
-    """Run ``birdaudio calibrate``.
+    """Run ``birdaudio calibrate`` on its parsed command line ``args``.
 
-    Parameters
-    ----------
-    args : argparse.Namespace
-        Its parsed command line.
-
-    Returns
-    -------
-    int
-        ``EXIT_OK``.
+    Returns the exit code: ``EXIT_OK``.
     """
     import warnings
 

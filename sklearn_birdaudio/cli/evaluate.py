@@ -11,17 +11,10 @@ from .models import load_fitted_model
 
 
 def run(args) -> int:
-    """Run ``birdaudio evaluate``: mAP, padded cmAP, F1, top-1 and per-class AP.
+    """Run ``birdaudio evaluate``: mAP, padded cmAP, F1, top-1 and per-class AP on its parsed
+    command line ``args``.
 
-    Parameters
-    ----------
-    args : argparse.Namespace
-        Its parsed command line.
-
-    Returns
-    -------
-    int
-        ``EXIT_OK``.
+    Returns the exit code: ``EXIT_OK``.
     """
     from sklearn.metrics import average_precision_score
 

@@ -17,17 +17,9 @@ from .models import load_fitted_model, print_dropped, uses_birdnet
 
 
 def run(args) -> int:
-    """Run ``birdaudio info``.
+    """Run ``birdaudio info`` on its parsed command line ``args``.
 
-    Parameters
-    ----------
-    args : argparse.Namespace
-        Its parsed command line.
-
-    Returns
-    -------
-    int
-        ``EXIT_OK``.
+    Returns the exit code: ``EXIT_OK``.
     """
     dropped = {}
     model = load_fitted_model(args.model, allow_pickle=args.allow_pickle, dropped=dropped)

@@ -13,17 +13,9 @@ from .models import load_fitted_model
 
 
 def run(args) -> int:
-    """Run ``birdaudio plot``.
+    """Run ``birdaudio plot`` on its parsed command line ``args``.
 
-    Parameters
-    ----------
-    args : argparse.Namespace
-        Its parsed command line.
-
-    Returns
-    -------
-    int
-        ``EXIT_OK``.
+    Returns the exit code: ``EXIT_OK``.
     """
     from ..audio import audio_info
     from ..features import MelSpectrogramTransformer

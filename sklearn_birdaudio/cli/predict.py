@@ -19,17 +19,10 @@ from .models import load_fitted_model
 
 
 def run(args) -> int:
-    """Run ``birdaudio predict``.
+    """Run ``birdaudio predict`` on its parsed command line ``args``.
 
-    Parameters
-    ----------
-    args : argparse.Namespace
-        Its parsed command line.
-
-    Returns
-    -------
-    int
-        ``EXIT_OK``, or ``EXIT_PARTIAL`` when some inputs were skipped or read part-way.
+    Returns the exit code: ``EXIT_OK``, or ``EXIT_PARTIAL`` when some inputs were skipped or
+    read part-way.
     """
     from ..audio import audio_files
     from ..detection import detect, quiet_model

@@ -16,18 +16,10 @@ from .errors import EXIT_OK, EXIT_PARTIAL, CommandError
 
 
 def run(args) -> int:
-    """Run ``birdaudio review``.
+    """Run ``birdaudio review`` on its parsed command line ``args``.
 
-    Parameters
-    ----------
-    args : argparse.Namespace
-        Its parsed command line.
-
-    Returns
-    -------
-    int
-        ``EXIT_OK``, or ``EXIT_PARTIAL`` when the audio of some detections could not be
-        read.
+    Returns the exit code: ``EXIT_OK``, or ``EXIT_PARTIAL`` when the audio of some
+    detections could not be read.
     """
     import warnings
 

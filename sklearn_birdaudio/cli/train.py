@@ -34,17 +34,9 @@ def _check_options(args) -> None:
 
 
 def run(args) -> int:
-    """Run ``birdaudio train``.
+    """Run ``birdaudio train`` on its parsed command line ``args``.
 
-    Parameters
-    ----------
-    args : argparse.Namespace
-        Its parsed command line.
-
-    Returns
-    -------
-    int
-        ``EXIT_OK``, or ``EXIT_PARTIAL`` when recordings were left out.
+    Returns the exit code: ``EXIT_OK``, or ``EXIT_PARTIAL`` when recordings were left out.
     """
     reason = "chosen with --model" if args.model else "the default; --model to choose"
     if args.model == "cnn":  # the name before the recipe became the default
