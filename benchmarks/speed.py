@@ -53,7 +53,7 @@ from sklearn_birdaudio import (
     load_manifest,
     make_small_data_pipeline,
 )
-from sklearn_birdaudio.classifier import inference_module
+from sklearn_birdaudio.inference import inference_module
 from sklearn_birdaudio.recipes import small_data_recipe
 
 INFERENCE_PATHS = ("eager", "fused", "compiled")

@@ -42,7 +42,6 @@ from .inference import (
     AGGREGATIONS,
     _check_inference,
     cached_inference_module,
-    inference_module,
     windowed_logits,
 )
 from .losses import MaskedBCEWithLogitsLoss
@@ -52,11 +51,7 @@ from .spectrogram_inputs import check_spectrograms
 from .targets import encode_targets
 from .training import RandomWindows, validation_map
 
-# Moved out of this module, still imported from it (by tests): re-exported.
-from .checkpoints import CHECKPOINT_FILE  # noqa: F401  # isort: skip
-from .training import _masked_macro_average_precision, window_starts  # noqa: F401  # isort: skip
-
-__all__ = ["AttentionCNNClassifier", "TrainingCheckpoint", "inference_module"]
+__all__ = ["AttentionCNNClassifier"]
 
 logger = logging.getLogger(__name__)
 
@@ -129,8 +124,9 @@ class AttentionCNNClassifier(ClassifierMixin, NeuralNet):
         - ``"eager"``: the trained module itself.
         - ``"compiled"``: the fused copy through ``torch.compile`` with inductor's
           ``freezing`` (``compile__...`` parameters are passed on; see
-          :func:`inference_module`). The first prediction after every change of weights
-          compiles, for seconds to a minute, and the CPU needs a C++ compiler.
+          :func:`~sklearn_birdaudio.inference.inference_module`). The first prediction
+          after every change of weights compiles, for seconds to a minute, and the CPU
+          needs a C++ compiler.
 
         ``benchmarks/speed.py`` measures the three (docs/benchmarks.md).
     random_state : int, RandomState or None, default=None
@@ -141,13 +137,14 @@ class AttentionCNNClassifier(ClassifierMixin, NeuralNet):
         unless ``torch.use_deterministic_algorithms(True)`` is set (see the user guide).
     checkpoint_dir : str, path-like or None, default=None
         Folder where ``fit`` saves the whole training state after every epoch (file
-        ``checkpoint.pt``, see :class:`TrainingCheckpoint`). If the folder holds an
-        unfinished run with the same parameters and training data, ``fit`` resumes it at
-        the epoch after the last one saved and ends with the same weights as an
-        uninterrupted run. A finished run, or one with other parameters (a warning says
-        which), is started afresh and overwritten. ``verbose``, ``device``, ``threshold``
-        and ``callbacks`` may change between the two fits; the state of callbacks you add
-        is not saved. Use one folder per model: clones (in ``GridSearchCV``, say) share it.
+        ``checkpoint.pt``, see :class:`~sklearn_birdaudio.checkpoints.TrainingCheckpoint`).
+        If the folder holds an unfinished run with the same parameters and training data,
+        ``fit`` resumes it at the epoch after the last one saved and ends with the same
+        weights as an uninterrupted run. A finished run, or one with other parameters (a
+        warning says which), is started afresh and overwritten. ``verbose``, ``device``,
+        ``threshold`` and ``callbacks`` may change between the two fits; the state of
+        callbacks you add is not saved. Use one folder per model: clones (in
+        ``GridSearchCV``, say) share it.
     device : str, default="auto"
         ``"auto"`` trains and predicts on CUDA when available, else on the CPU.
     verbose : int, default=1

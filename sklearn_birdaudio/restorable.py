@@ -38,10 +38,11 @@ import torch
 from skorch.dataset import Dataset
 
 from ._validation import is_integer, is_real_number
-from .classifier import AGGREGATIONS, AttentionCNNClassifier
+from .classifier import AttentionCNNClassifier
 from .embeddings import POOLINGS, WINDOW_SECONDS, BirdNETClassifier, BirdNETEmbedder
 from .ensemble import VOTING, VotingClassifier
 from .features import CROP_POSITIONS, MelSpectrogramTransformer
+from .inference import AGGREGATIONS
 from .linear import EmbeddingLogisticRegression
 from .modules import AttentionCNN
 from .spec import AudioSpec

@@ -21,7 +21,8 @@ from sklearn.pipeline import Pipeline
 from skorch.exceptions import DeviceWarning
 
 from sklearn_birdaudio import MelSpectrogramTransformer, make_birdsong
-from sklearn_birdaudio.classifier import AttentionCNNClassifier, RandomWindows, window_starts
+from sklearn_birdaudio.classifier import AttentionCNNClassifier
+from sklearn_birdaudio.training import RandomWindows, window_starts
 
 SAMPLE_RATE = 16000
 MEL = {

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from sklearn_birdaudio import AttentionCNNClassifier, AudioSpec, Spectrograms
-from sklearn_birdaudio.classifier import inference_module
+from sklearn_birdaudio.inference import inference_module
 from sklearn_birdaudio.modules import AttentionCNN, band_median, fold_batch_norms
 
 TINY = {"n_mels": 16, "base_filters": 8, "n_blocks": 2, "n_heads": 2, "dropout": 0.0}

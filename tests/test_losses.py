@@ -8,7 +8,7 @@ from skorch.callbacks import Callback
 from test_classifier import QUICK, assert_same_weights, one_thread, spectrograms  # noqa: F401
 
 from sklearn_birdaudio import AttentionCNNClassifier, MaskedBCEWithLogitsLoss
-from sklearn_birdaudio.classifier import _masked_macro_average_precision
+from sklearn_birdaudio.training import _masked_macro_average_precision
 
 NAN = float("nan")
 

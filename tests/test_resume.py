@@ -14,7 +14,8 @@ import torch
 from skorch.callbacks import Callback
 
 from sklearn_birdaudio import MelSpectrogramTransformer, make_birdsong
-from sklearn_birdaudio.classifier import CHECKPOINT_FILE, AttentionCNNClassifier
+from sklearn_birdaudio.checkpoints import CHECKPOINT_FILE
+from sklearn_birdaudio.classifier import AttentionCNNClassifier
 
 SAMPLE_RATE = 16000
 # Long recordings (random windows each epoch), shuffled batches, dropout, augmentation, a
