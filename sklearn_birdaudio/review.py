@@ -43,10 +43,6 @@ from .review_page import (
     check_scored_detections,
     export_review,
 )
-
-# Re-exported (redundant aliases) for the tests that write review.csv rows directly.
-from .review_page import _csv_lines as _csv_lines
-from .review_page import _review_cells as _review_cells
 from .table_formats import COLUMNS
 from .text_cells import csv_cell_text, labels_from_text, read_delimited, read_table_text, texts
 

@@ -27,11 +27,11 @@ from sklearn_birdaudio.cli import (
     main,
 )
 from sklearn_birdaudio.plotting import (
-    _class_colors,
     plot_detections,
     plot_precision_recall,
     plot_training_curves,
 )
+from sklearn_birdaudio.plotting.spectrograms import _class_colors
 from sklearn_birdaudio.tables import write_detections_per_file
 
 CLASSES = ["species_00", "species_01", "species_02"]

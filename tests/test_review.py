@@ -28,7 +28,8 @@ from sklearn_birdaudio import (
     write_detections_per_file,
 )
 from sklearn_birdaudio.cli import EXIT_ERROR, EXIT_OK, EXIT_PARTIAL, main
-from sklearn_birdaudio.review import REVIEW_COLUMNS, _csv_lines, _review_cells
+from sklearn_birdaudio.review import REVIEW_COLUMNS
+from sklearn_birdaudio.review_page import _csv_lines, _review_cells
 
 SPECIES = ("wren", "robin", "owl")
 HOSTILE_LABEL = '=HYPERLINK("x"),\n</script><img src=x onerror=alert(1)>'

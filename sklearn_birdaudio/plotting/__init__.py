@@ -13,7 +13,7 @@ added to the axes (the detection boxes, your own annotations) is placed in Hz.
 
 from .calibration import plot_calibration
 from .curves import plot_precision_recall, plot_training_curves
-from .spectrograms import _class_colors, plot_detections  # noqa: F401 (_class_colors: tests)
+from .spectrograms import plot_detections
 
 __all__ = [
     "plot_calibration",
