@@ -248,6 +248,7 @@ CNN = {
     "augment": OneOf((None, "default")),
     "aggregation": OneOf(AGGREGATIONS),
     "threshold": PROBABILITY,
+    "soft_targets": FLAG,
     "predict_batch_size": Optional(Integer(1, MAX_BATCH)),
     "inference": Local("a compiler (torch.compile)", keep=("fused", "eager")),
     "random_state": Optional(Integer(0, 2**32 - 1)),

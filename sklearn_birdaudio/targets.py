@@ -91,7 +91,12 @@ def target_kind(y) -> str:
 
 
 def encode_targets(
-    y, *, allow_unknown: bool, classes=None, fitted: tuple[np.ndarray, bool] | None = None
+    y,
+    *,
+    allow_unknown: bool,
+    classes=None,
+    fitted: tuple[np.ndarray, bool] | None = None,
+    soft: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, bool]:
     """Targets as the classifier's loss takes them, with their classes and kind.
 
@@ -112,6 +117,9 @@ def encode_targets(
         The ``classes_`` and ``multilabel_`` of a fitted classifier trained further:
         ``y`` must then have its kind of targets and its classes. ``None`` learns them
         from ``y``.
+    soft : bool, default=False
+        Whether an indicator matrix may hold probabilities in [0, 1] (soft labels, such
+        as a teacher's in distillation) rather than 0/1 only.
 
     Returns
     -------
@@ -138,23 +146,30 @@ def encode_targets(
     ([1, 0, 1], ['owl', 'wren'], False)
     >>> encode_targets([[1, float("nan")], [0, 1]], allow_unknown=True)[0].tolist()
     [[1.0, nan], [0.0, 1.0]]
+    >>> encode_targets([[0.9, 0.2], [0.0, 1.0]], allow_unknown=False, soft=True)[0].tolist()
+    [[0.8999999761581543, 0.20000000298023224], [0.0, 1.0]]
     """
     columns = list(y.columns) if isinstance(y, pd.DataFrame) else None
     y, unknown = _unknown_targets(y, allow_unknown)
-    if (
-        y.ndim == 2
-        and y.shape[1] > 1
-        and y.dtype.kind in "biuf"
-        and not np.isin(y[~unknown], (0, 1)).all()
-    ):
+    matrix = y.ndim == 2 and y.shape[1] > 1 and y.dtype.kind in "biuf"
+    if soft and matrix:
+        known = y[~unknown].astype(np.float64)
+        if not ((known >= 0) & (known <= 1)).all():
+            raise ValueError(
+                f"y holds values outside [0, 1] (from {known.min()} to {known.max()}); "
+                "expected soft labels: probabilities in [0, 1]."
+            )
+    if matrix and not soft and not np.isin(y[~unknown], (0, 1)).all():
         raise ValueError(
             f"y is a 2-D array with values {np.unique(y[~unknown])[:10].tolist()}; expected "
             "a 0/1 indicator matrix (multi-label)."
         )
     if y.ndim == 2 and y.shape[1] == 1:
         y = column_or_1d(y, warn=True)  # scikit-learn's reading of a column vector
-    # type_of_target refuses NaN: the kind is that of the matrix with unknowns as 0.
-    kind = target_kind(np.where(unknown, 0.0, y) if unknown.any() else y)
+    if soft and matrix:  # an indicator matrix of probabilities
+        kind = "multilabel-indicator"
+    else:  # type_of_target refuses NaN: the kind is that of the matrix with unknowns as 0.
+        kind = target_kind(np.where(unknown, 0.0, y) if unknown.any() else y)
     if kind == "multilabel-indicator":
         if fitted is None:
             names = classes if classes is not None else columns

@@ -133,6 +133,8 @@ def validation_map(net, X, y) -> float:
     """
     probabilities = net.probabilities_from_logits(net.forward(X, training=False))
     targets = np.asarray(y)
+    if getattr(net, "soft_targets", False) and net.multilabel_:  # soft labels: >= 0.5
+        targets = np.where(np.isnan(targets), np.nan, (targets >= 0.5).astype(np.float32))
     if not net.multilabel_:
         targets = np.eye(len(net.classes_), dtype=int)[targets]
     elif np.isnan(targets).any():

@@ -22,7 +22,7 @@ from skorch.exceptions import DeviceWarning
 
 from sklearn_birdaudio import MelSpectrogramTransformer, make_birdsong
 from sklearn_birdaudio.classifier import AttentionCNNClassifier
-from sklearn_birdaudio.training import RandomWindows, window_starts
+from sklearn_birdaudio.training import RandomWindows, validation_map, window_starts
 
 SAMPLE_RATE = 16000
 MEL = {
@@ -191,13 +191,20 @@ def test_multiclass_labels_are_learned_and_returned():
     assert accuracy_score(labels[Y_test.argmax(axis=1)], predictions) > 0.6  # chance 0.25
 
 
-def test_early_stopping_stops_when_validation_loss_stalls(multilabel_data):
+def test_early_stopping_stops_when_validation_map_stalls_and_restores_the_best(multilabel_data):
     X_train, Y_train, *_ = multilabel_data
     pipeline = tiny_pipeline(lr=0.3, max_epochs=40, patience=2).fit(X_train, Y_train)
-    history = pipeline.named_steps["cnn"].history_
+    cnn = pipeline.named_steps["cnn"]
+    history = cnn.history_
     assert len(history) < 40
-    best = int(np.argmin(history[:, "valid_loss"]))
+    best = int(np.argmax(history[:, "valid_mAP"]))
     assert len(history) - 1 - best == 2  # stopped `patience` epochs after the best
+    # the best epoch's weights are restored: validating again gives the best score
+    spectrograms = pipeline.named_steps["mel"].transform(X_train)
+    targets = cnn._encode_targets(Y_train, reset=False)
+    valid = cnn.get_split_datasets(spectrograms, targets)[1]
+    X_valid, y_valid = (np.stack(part) for part in zip(*(valid[i] for i in range(len(valid)))))
+    assert validation_map(cnn, X_valid, y_valid) == pytest.approx(history[best, "valid_mAP"])
 
 
 # -- windows ----------------------------------------------------------------------------
