@@ -27,6 +27,7 @@ _EXPORTS = {
     "AttentionCNNClassifier": "classifier",
     "AcceleratedAttentionCNNClassifier": "accelerated",
     "VotingClassifier": "ensemble",
+    "DistilledClassifier": "distillation",
     "small_data_recipe": "recipes",
     "make_small_data_pipeline": "recipes",
     "BirdNETEmbedder": "embeddings",
@@ -61,6 +62,7 @@ _EXPORTS = {
     "reviewed_training_data": "reviewed",
     "save_model": "persistence",
     "load_model": "persistence",
+    "model_lineage": "persistence",
     "DroppedParameterWarning": "persistence",
 }
 

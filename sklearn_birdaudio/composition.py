@@ -1,13 +1,13 @@
 """Walking composite estimators: a pipeline's steps and an ensemble's members.
 
 The one place that knows how a model is composed: the audio spec (to find a model's front
-end and classifier), detection (to silence progress bars) and the command (to describe a
-model) use it.
+end and classifier), detection (to silence progress bars and to find what predicts: a
+distilled model's student) and the command (to describe a model) use it.
 """
 
 from __future__ import annotations
 
-__all__ = ["estimators_in", "final_estimator"]
+__all__ = ["deployed_model", "estimators_in", "final_estimator"]
 
 
 def estimators_in(model) -> list:
@@ -48,3 +48,22 @@ def final_estimator(model):
     while hasattr(model, "steps"):
         model = model.steps[-1][1]
     return model
+
+
+def deployed_model(model):
+    """What scores recordings for ``model``: its ``deployed_model()`` when it has one.
+
+    A :class:`~sklearn_birdaudio.DistilledClassifier` predicts with its student alone, so
+    detection, the audio spec and model files use the student; any other model is itself.
+
+    Parameters
+    ----------
+    model : estimator
+        A fitted model.
+
+    Returns
+    -------
+    estimator
+    """
+    deployed = getattr(model, "deployed_model", None)
+    return deployed() if callable(deployed) else model

@@ -39,6 +39,7 @@ from .audio import (
     audio_files,
     audio_info,
 )
+from .composition import deployed_model
 from .detections import Detections
 from .execution import effective_n_jobs, run_in_threads, should_read_ahead
 from .scoring import (
@@ -158,6 +159,7 @@ def window_scores(
     AudioError
         If the recording cannot be read.
     """
+    model = deployed_model(model)  # a distilled model's student
     classes = check_model(model)
     batch_size = _check_batch_size(batch_size)
     _check_input_sample_rate(input_sample_rate)
@@ -395,6 +397,7 @@ def detect(
     window_scores : The full score matrix of one recording.
     sklearn_birdaudio.tables.write_detections : Write CSV, Raven and Audacity tables.
     """
+    model = deployed_model(model)  # a distilled model's student
     classes = check_model(model)
     batch_size = _check_batch_size(batch_size)
     _check_input_sample_rate(input_sample_rate)

@@ -33,13 +33,14 @@ from safetensors.torch import save
 from sklearn.utils.validation import check_is_fitted
 
 from . import __version__
+from .composition import deployed_model
 from .fitted_state import Invalid, expect
 from .model_description import Reader, Writer, supported
 
 # The allow-list of classes a file may name, kept with the description it is part of.
 from .model_description import ESTIMATORS  # noqa: F401  # isort: skip
 
-__all__ = ["DroppedParameterWarning", "is_model_file", "load_model", "save_model"]
+__all__ = ["DroppedParameterWarning", "is_model_file", "load_model", "model_lineage", "save_model"]
 
 FORMAT = "sklearn-birdaudio-model"
 FORMAT_VERSION = 1
@@ -79,11 +80,15 @@ def save_model(model, path: str | os.PathLike) -> Path:
 
     Parameters
     ----------
-    model : Pipeline, AttentionCNNClassifier or VotingClassifier
+    model : Pipeline, AttentionCNNClassifier, VotingClassifier or DistilledClassifier
         A fitted model made of :class:`~sklearn.pipeline.Pipeline`,
         :class:`~sklearn_birdaudio.MelSpectrogramTransformer`,
         :class:`~sklearn_birdaudio.AttentionCNNClassifier` and
-        :class:`~sklearn_birdaudio.VotingClassifier`, nested in any way.
+        :class:`~sklearn_birdaudio.VotingClassifier`, nested in any way. A
+        :class:`~sklearn_birdaudio.DistilledClassifier` is saved as its student, with its
+        ``lineage_`` (the teacher and its licence) in the header: :func:`model_lineage`
+        reads it, ``birdaudio info`` prints it, and a loaded model keeps it as
+        ``lineage_`` (so it is saved again with the model).
     path : str or path-like
         Where to write (``.safetensors`` is the suggested suffix); an existing file is
         replaced.
@@ -130,6 +135,8 @@ def save_model(model, path: str | os.PathLike) -> Path:
     True
     >>> folder.cleanup()
     """
+    lineage = getattr(model, "lineage_", None)  # a distilled model's, or a loaded one's
+    model = deployed_model(model)  # a distilled model saves its student alone
     supported(model)
     check_is_fitted(model)
     writer = Writer()
@@ -142,6 +149,8 @@ def save_model(model, path: str | os.PathLike) -> Path:
         "sklearn_birdaudio_version": __version__,
         "model": json.dumps(description),
     }
+    if lineage is not None:
+        metadata["lineage"] = json.dumps(check_lineage(lineage))
     path = Path(path)
     partial = path.with_name(f".{path.name}.partial")
     data = save(writer.tensors, metadata=metadata)
@@ -274,7 +283,9 @@ def load_model(path: str | os.PathLike, *, allow_pickle: bool = False):
                 "train --out MODEL.safetensors' need no such trust."
             )
         return _load_pickle(path)
-    model, dropped = _load_safetensors(path)
+    model, dropped, lineage = _load_safetensors(path)
+    if lineage is not None:
+        model.lineage_ = lineage
     if dropped:
         listed = "; ".join(
             f"{name}={value!r} ({reason})" for name, (value, reason) in dropped.items()
@@ -332,4 +343,80 @@ def _load_safetensors(path: Path):
             # ValueError includes json's decoding errors and the estimators' own checks
             detail = error if isinstance(error, Invalid) else f"{type(error).__name__}: {error}"
             raise ValueError(f"{path}: invalid model description ({detail}); {expected}") from None
-    return model, reader.dropped
+        lineage = _read_lineage(path, metadata)
+    return model, reader.dropped, lineage
+
+
+#: Longest text of one lineage entry, and most entries, that a file may hold.
+LINEAGE_LIMITS = (2_000, 16)
+
+
+def check_lineage(lineage) -> dict:
+    """A model's lineage as the file holds it: up to 16 short text (or number) entries.
+
+    Parameters
+    ----------
+    lineage : dict
+        ``{name: text, number or None}``: where the model comes from
+        (:func:`~sklearn_birdaudio.distillation.lineage_of`).
+
+    Returns
+    -------
+    dict
+        ``lineage``, checked.
+
+    Raises
+    ------
+    ValueError
+        If it is not such a dict.
+    """
+    longest, most = LINEAGE_LIMITS
+    valid = (
+        isinstance(lineage, dict)
+        and len(lineage) <= most
+        and all(isinstance(key, str) and len(key) <= 64 for key in lineage)
+        and all(
+            value is None
+            or (isinstance(value, str) and len(value) <= longest)
+            or (isinstance(value, (int, float)) and not isinstance(value, bool))
+            for value in lineage.values()
+        )
+    )
+    if not valid:
+        raise ValueError(
+            f"lineage must be a dict of at most {most} entries named by short strings, each "
+            f"a string of at most {longest} characters, a number or None."
+        )
+    return dict(lineage)
+
+
+def _read_lineage(path: Path, metadata: dict) -> dict | None:
+    text = metadata.get("lineage")
+    if text is None:
+        return None
+    try:
+        return check_lineage(json.loads(text))
+    except ValueError as error:  # json's errors are ValueErrors too
+        raise ValueError(f"{path}: invalid lineage in the model file ({error}).") from None
+
+
+def model_lineage(path: str | os.PathLike) -> dict | None:
+    """Where a saved model comes from: the teacher it was distilled from, and its licence.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A model file written by :func:`save_model`.
+
+    Returns
+    -------
+    dict or None
+        The lineage the file records (``teacher``, ``licence``, ``note``, ``date``, ...),
+        or ``None`` for a model that records none (one not distilled).
+
+    Raises
+    ------
+    ValueError
+        If the file is not a model file, or its lineage is not valid.
+    """
+    return load_model(path).__dict__.get("lineage_")

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._validation import check_integer, check_real, is_real_number
-from .composition import estimators_in, final_estimator
+from .composition import deployed_model, estimators_in, final_estimator
 
 __all__ = ["AudioSpec", "Spectrograms", "combine_specs", "get_audio_spec", "spec_of"]
 
@@ -193,6 +193,7 @@ def get_audio_spec(model) -> AudioSpec | None:
         If an ensemble's members take waveforms at different sample rates, or a
         classifier was fitted on another framing than its front end's.
     """
+    model = deployed_model(model)
     members = getattr(model, "estimators_", None)
     if members is not None and not hasattr(model, "steps"):  # an ensemble
         specs = [spec for spec in map(get_audio_spec, members) if spec is not None]

@@ -172,7 +172,7 @@ def test_only_data_arguments_are_positional(function, positional):
 # Public callables whose options were keyword-only from the start: no call to keep working.
 KEYWORD_ONLY_FROM_THE_START = {
     "stream_windows", "AudioSpec", "sample_for_review", "export_review",
-    "reviewed_training_data", "load_model",
+    "reviewed_training_data", "load_model", "DistilledClassifier",
 }  # fmt: skip
 
 

@@ -1,7 +1,8 @@
 """``birdaudio info``: what a model file holds, as text or JSON.
 
 Its kind and steps, classes, front end, network size and settings, training history,
-the parameters not restored from the file, the licence and the versions of the packages.
+the parameters not restored from the file, what a distilled student was taught by (its
+lineage), the licence and the versions of the packages.
 """
 
 from __future__ import annotations
@@ -156,7 +157,17 @@ def _model_summary(model, path: Path, dropped: dict) -> dict:
         from ..embeddings import LICENSE
 
         summary["licence"] = LICENSE
+    # A distilled student's file records its teacher, and the licence it inherits.
+    lineage = model.__dict__.get("lineage_")
+    summary["lineage"] = lineage
+    if lineage and lineage.get("licence"):
+        summary["licence"] = lineage["licence"]
     return summary
+
+
+def _printable(value) -> str:
+    """Text from a model file, safe for a terminal: control characters shown as ``?``."""
+    return "".join(char if char.isprintable() else "?" for char in str(value))
 
 
 def _print_summary(summary: dict) -> None:
@@ -217,8 +228,24 @@ def _print_summary(summary: dict) -> None:
             for name, entry in summary["not_restored"].items()
         ]
         print("Not restored from the model file (defaults used): " + "; ".join(dropped))
+    lineage = summary["lineage"]
+    if lineage:
+        details = "; ".join(
+            f"{key} {_printable(lineage[key])}"
+            for key in ("soft_weight", "windows", "date")
+            if lineage.get(key) is not None
+        )
+        print(
+            f"Distilled from: {_printable(lineage.get('teacher'))}"
+            + (f" ({details})" if details else "")
+        )
+        if lineage.get("note"):
+            print(f"  {_printable(lineage['note'])}")
     if summary["licence"]:
-        print(f"Licence: {summary['licence']}; embeddings and models built on them fall under it.")
+        print(
+            f"Licence: {_printable(summary['licence'])}; embeddings and models built on them "
+            "fall under it."
+        )
     print(
         "Versions: " + ", ".join(f"{name} {value}" for name, value in summary["versions"].items())
     )

@@ -21,6 +21,10 @@ MODELS = {
     "cnn-defaults": "log-mel + AttentionCNN with the classifier's design defaults (64 "
     "filters, dropout 0.5, validation split and early stopping)",
     "birdnet": "BirdNET v2.4 embeddings + logistic regression",
+    "distilled": "log-mel + AttentionCNN taught by BirdNET (embeddings + logistic regression "
+    "and zero-shot scores) on every 3-s window (sklearn_birdaudio.distillation): our own "
+    "fast network, trained with the birdnet extra, run without it; it inherits BirdNET's "
+    "CC BY-NC-SA 4.0 licence",
 }
 # The classifier's own sample_rate and hop_length before it learned them from the
 # spectrograms it is given (its audio spec), and the front end's parameter that sets each.
@@ -192,10 +196,11 @@ def build_model(args):
 
     Returns
     -------
-    model : sklearn.pipeline.Pipeline
-        The untrained pipeline.
+    model : sklearn.pipeline.Pipeline or DistilledClassifier
+        The untrained model.
     front_end : str
-        The name of its first step (``"mel"`` or ``"birdnet"``).
+        The name of the first step of the pipeline that predicts (``"mel"`` or
+        ``"birdnet"``; a distilled model's student's).
 
     Raises
     ------
@@ -218,6 +223,16 @@ def build_model(args):
             ]
         )
         front_end = "birdnet"
+    elif args.model == "distilled":
+        from ..distillation import DistilledClassifier, make_student
+
+        student = make_student()
+        student.set_params(**{f"cnn__{name}": value for name, value in _cnn_options(args).items()})
+        student.set_params(mel__sample_rate=args.sample_rate, mel__verbose=args.verbose)
+        model = DistilledClassifier(
+            student=student, memory=args.cache, random_state=args.seed, verbose=args.verbose
+        )
+        front_end = "mel"
     elif args.model == "recipe":
         from ..recipes import make_small_data_pipeline
 
@@ -236,7 +251,7 @@ def build_model(args):
         front_end = "mel"
     learned = []
     for key, value in args.set:
-        if front_end == "mel" and key in LEARNED_FROM_FRONT_END:
+        if front_end == "mel" and key in LEARNED_FROM_FRONT_END and args.model != "distilled":
             learned.append((key, value))  # checked once the front end's are all set
             continue
         try:

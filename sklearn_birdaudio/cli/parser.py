@@ -89,14 +89,23 @@ def build_parser() -> argparse.ArgumentParser:
         "a .joblib, .pkl or .pickle name writes a joblib file, which runs code when loaded",
     )  # fmt: skip
     train.add_argument(
-        "--model", choices=("recipe", "cnn-defaults", "birdnet", "cnn"), default=None,
+        "--model", choices=("recipe", "cnn-defaults", "birdnet", "distilled", "cnn"),
+        default=None,
         help="recipe (default): log-mel + AttentionCNN with the small-data recipe "
         "(sklearn_birdaudio.recipes), the package's best own network (macro mAP 0.623 on "
         "xc-puerto-rico's test split); cnn-defaults: the classifier's design defaults (64 "
         "filters, validation split and early stopping; much weaker on small data); birdnet: "
         "BirdNET v2.4 embeddings + logistic regression (the birdnet extra; the BirdNET model "
-        "is CC BY-NC-SA 4.0; --set logistic__C=0.3 sets its C, default 1); cnn: deprecated "
-        "name of cnn-defaults",
+        "is CC BY-NC-SA 4.0; --set logistic__C=0.3 sets its C, default 1); distilled: "
+        "log-mel + AttentionCNN taught by BirdNET on every 3-s window (the birdnet extra to "
+        "train, not to run; the student inherits CC BY-NC-SA 4.0; --set soft_weight=1 or "
+        "--set student__cnn__module__base_filters=32 change it); cnn: deprecated name of "
+        "cnn-defaults",
+    )  # fmt: skip
+    train.add_argument(
+        "--unlabelled", type=Path, metavar="FOLDER",
+        help="with --model distilled: recordings without labels (soundscapes, say) that the "
+        "teacher labels for the student to learn from too",
     )  # fmt: skip
     _add_split_options(train, "train on")
     train.add_argument(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 
+from ..composition import deployed_model
 from .data import load_data
 from .errors import EXIT_OK, EXIT_PARTIAL, CommandError
 from .models import MODELS, build_model, save_trained_model
@@ -26,11 +27,18 @@ def _check_options(args) -> None:
     for option, value, valid, expected in checks:
         if value is not None and not valid(value):
             raise CommandError(f"{option} {value:g}: expected {expected}.")
-    if args.reviewed and args.model == "birdnet":
+    if args.reviewed and args.model in ("birdnet", "distilled"):
         raise CommandError(
             "--reviewed: only the AttentionCNN models (--model recipe or cnn-defaults) train "
             "on reviewed detections (their unknown targets need its masked loss)."
         )
+    if args.unlabelled is not None and args.model != "distilled":
+        raise CommandError(
+            "--unlabelled: only --model distilled learns from unlabelled audio (its teacher "
+            "labels it)."
+        )
+    if args.unlabelled is not None and not args.unlabelled.is_dir():
+        raise CommandError(f"--unlabelled {args.unlabelled}: folder not found.")
 
 
 def run(args) -> int:
@@ -63,8 +71,17 @@ def run(args) -> int:
         print(f"Trained a logistic regression on BirdNET embeddings; model saved to {args.out}")
         print(f"Licence: {LICENSE}; the saved model falls under it too.")
     else:
-        history = model.named_steps["cnn"].history_
+        history = deployed_model(model).named_steps["cnn"].history_
         print(f"Trained {len(history)} epochs; model saved to {args.out}")
+    if args.model == "distilled":
+        print(
+            f"Distilled from {model.lineage_['teacher']} ({model.lineage_['windows']}); "
+            "the saved student runs without BirdNET."
+        )
+        if model.lineage_["licence"]:
+            print(
+                f"Licence: {model.lineage_['licence']} (inherited from BirdNET); the file says so."
+            )
     if not skipped:
         return EXIT_OK
     print(
@@ -112,9 +129,15 @@ def _fit_and_save(model, front_end: str, args, X, Y) -> list[tuple[str, str]]:
     from ..audio import AudioError
 
     skipped = []
+    fit_params = {}
+    if args.unlabelled is not None:
+        from ..audio import audio_files
+
+        fit_params["unlabelled"] = audio_files(args.unlabelled)
+        print(f"Unlabelled: {len(fit_params['unlabelled'])} recordings from {args.unlabelled}")
     while True:
         try:
-            model.fit(X, Y)
+            model.fit(X, Y, **fit_params)
             break
         except AudioError as error:
             failed = [file for file in X if isinstance(file, str) and str(error).startswith(file)]
@@ -124,7 +147,8 @@ def _fit_and_save(model, front_end: str, args, X, Y) -> list[tuple[str, str]]:
             print(f"birdaudio train: left out {file}, fitting again: {error}", file=sys.stderr)
             skipped.append((file, str(error).removeprefix(f"{file}: ")))
             X, Y = _drop(X, Y, {file})
-    model.named_steps[front_end].set_params(memory=None, verbose=0)  # not needed to predict
+    deployed = deployed_model(model)  # a distilled model's student
+    deployed.named_steps[front_end].set_params(memory=None, verbose=0)  # not needed to predict
     save_trained_model(model, args.out)
     return skipped
 

@@ -1,0 +1,146 @@
+"""Distillation: the student network taught by the BirdNET ensemble, on the xeno-canto split.
+
+Usage (from the repository root, after ``make install``)::
+
+    .venv/bin/python benchmarks/distill.py [--validation] [--set student__cnn__max_epochs=30]
+        [--unlabelled] [--ablation] [--save outputs/distilled.safetensors]
+        [--docs docs/benchmarks.md]
+
+Fits :class:`~sklearn_birdaudio.DistilledClassifier` (the default teacher,
+:func:`~sklearn_birdaudio.distillation.birdnet_teacher`, and student,
+:func:`~sklearn_birdaudio.distillation.make_student`, changed by ``--set KEY=VALUE``) on
+the 225 ``train`` recordings of ``../shared/data/xc-puerto-rico`` and scores the 71
+``test`` recordings once, with the same scores and 95 % bootstrap interval as
+``accuracy.py``. The fit's wall time includes the teacher's (BirdNET's embeddings are
+cached in ``--cache``; the first run fills it, ``--cold`` empties the teacher's part).
+
+- ``--validation`` tunes without touching ``test``: fit on 80 % of the train recordings,
+  score the other 20 % (stratified by primary label, seed 0, as ``accuracy.py``).
+- ``--ablation`` (with ``--validation``) fits one row per setting of :data:`ABLATION`.
+- ``--unlabelled`` also gives the soundscapes of ``../shared/data/soundscapes`` to the
+  teacher as unlabelled audio (they are not in the xeno-canto split).
+- ``--save`` writes the student with :func:`save_model` (what ``speed.py --distilled``
+  and the Pareto figure read).
+- ``--docs`` writes the table between the ``distill`` markers of the given Markdown file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+from _measure import publish
+from accuracy import DATA, MANIFEST, bootstrap_interval, parse_assignment, scores_of
+from sklearn.model_selection import train_test_split
+
+from sklearn_birdaudio import DistilledClassifier, audio_files, load_manifest, save_model
+
+#: The ablation rows (``--ablation``): parameters of DistilledClassifier, by name.
+ABLATION = {
+    "hard labels only (soft_weight=0)": {"soft_weight": 0.0},
+    "soft + hard labels (soft_weight=0.7, the default)": {},
+    "soft labels only (soft_weight=1)": {"soft_weight": 1.0},
+    "student 32 filters": {"student__cnn__module__base_filters": 32},
+    "windows every 3 s (half the crops)": {"hop_seconds": 3.0},
+    "40 epochs": {"student__cnn__max_epochs": 40},
+}
+
+
+def fit_and_score(params: dict, X_fit, Y_fit, X_score, Y_score, primary, cache, unlabelled):
+    """Fit one DistilledClassifier; its scores with max and with mean over windows."""
+    model = DistilledClassifier(memory=cache, random_state=0, verbose=1).set_params(**params)
+    start = time.perf_counter()
+    model.fit(X_fit, Y_fit, unlabelled=unlabelled)
+    fit_seconds = time.perf_counter() - start
+    targets = np.asarray(Y_score)
+    configured = model.student_.get_params()["cnn__aggregation"]
+    results = {}
+    for aggregation in ("max", "mean"):  # how windows make a recording's score: no refit
+        model.student_.set_params(cnn__aggregation=aggregation)
+        probabilities = model.predict_proba(X_score)
+        results[aggregation] = (
+            scores_of(targets, primary, probabilities),
+            bootstrap_interval(targets, probabilities),
+        )
+    model.student_.set_params(cnn__aggregation=configured)  # as fitted, for --save
+    return model, results, fit_seconds
+
+
+def row(name: str, scores: dict, interval, fit_seconds: float, windows: int) -> str:
+    cells = " | ".join(f"{value:.3f}" for value in scores.values())
+    return (
+        f"| {name} | {cells} | [{interval[0]:.3f}, {interval[1]:.3f}] | "
+        f"{fit_seconds / 60:.1f} min | {windows} |"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--validation", action="store_true", help="score 20 %% of train")
+    parser.add_argument("--ablation", action="store_true", help="one fit per ABLATION row")
+    parser.add_argument("--unlabelled", action="store_true", help="the soundscapes, unlabelled")
+    parser.add_argument(
+        "--set", type=parse_assignment, action="append", default=[], metavar="KEY=VALUE",
+        help="a DistilledClassifier parameter, e.g. --set student__cnn__max_epochs=30",
+    )  # fmt: skip
+    parser.add_argument("--cache", type=Path, default=Path("outputs/cache/birdnet"))
+    parser.add_argument("--save", type=Path, help="write the fitted student (save_model)")
+    parser.add_argument("--docs", type=Path, help="Markdown file with distill markers")
+    args = parser.parse_args()
+
+    X_train, Y_train, species = load_manifest(MANIFEST, split="train", as_frame=True)
+    X_test, Y_test, _ = load_manifest(MANIFEST, split="test", classes=species, as_frame=True)
+    _, primary, _ = load_manifest(
+        MANIFEST, label_columns="primary_label", split="test", classes=species
+    )
+    _, primary_train, _ = load_manifest(
+        MANIFEST, label_columns="primary_label", split="train", classes=species
+    )
+    X_train, X_test = list(X_train), list(X_test)
+    if args.validation:
+        fit, held_out = train_test_split(
+            np.arange(len(X_train)), test_size=0.2, random_state=0,
+            stratify=primary_train.argmax(axis=1),
+        )  # fmt: skip
+        X_test, Y_test = [X_train[i] for i in held_out], Y_train.iloc[held_out]
+        primary = primary_train[held_out]
+        X_train, Y_train = [X_train[i] for i in fit], Y_train.iloc[fit]
+    unlabelled = audio_files(DATA / "soundscapes") if args.unlabelled else None
+    runs = ABLATION if args.ablation else {"distilled student": {}}
+    rows, model = [], None
+    for name, params in runs.items():
+        model, results, seconds = fit_and_score(
+            {**params, **dict(args.set)}, X_train, Y_train, X_test, Y_test, primary,
+            args.cache, unlabelled,
+        )  # fmt: skip
+        for aggregation, (scores, interval) in results.items():
+            label = f"{name}, {aggregation} over windows"
+            rows.append(row(label, scores, interval, seconds, model.n_windows_))
+            print(rows[-1], flush=True)
+    if args.save:
+        save_model(model, args.save)
+        print(f"student saved to {args.save}")
+    header = "| model | " + " | ".join(scores) + " | macro mAP 95 % bootstrap | fit | windows |"
+    rule = "|---|" + "---|" * (len(scores) + 3)
+    where = "20 % of train (validation)" if args.validation else "the 71 test recordings"
+    settings = ", ".join(f"{key}={value!r}" for key, value in args.set) or "defaults"
+    text = "\n".join(
+        [
+            f"{platform.machine()}, {os.cpu_count()} cores. DistilledClassifier ({settings}"
+            f"{', soundscapes as unlabelled audio' if args.unlabelled else ''}), scored on "
+            f"{where}; fit time includes the teacher (BirdNET embeddings cached).",
+            "",
+            header,
+            rule,
+            *rows,
+        ]
+    )
+    publish(text + "\n", args.docs, "distill-validation" if args.validation else "distill")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,470 @@
+"""Distillation: a fast network of our own that learns from a slow, accurate teacher.
+
+:class:`DistilledClassifier` fits a *teacher* (any classifier of the package with
+``predict_proba``; by default :func:`birdnet_teacher`, BirdNET v2.4 embeddings + logistic
+regression ensembled with BirdNET's own scores) and lets it label every window of the
+training audio. A *student*, a log-mel front end + :class:`AttentionCNNClassifier`, then
+learns from those window-level soft labels mixed with the recordings' own labels (which
+say what is somewhere in a recording, not in which window). Unlabelled recordings, such as
+soundscapes, can be given to ``fit``: the teacher labels them too.
+
+After ``fit`` only the student predicts: ``predict_proba``, :func:`detect` and
+:func:`save_model` use ``student_``, which runs without BirdNET or LiteRT. The model file
+records the teacher and its licence (:func:`lineage_of`).
+
+The windows
+-----------
+Every recording is cut into windows of the student's ``window_seconds`` that start every
+``hop_seconds`` (the last one ends at the end of the recording; a shorter recording is
+one window), on the student's spectrogram frames. The teacher scores each window as a
+waveform cut at the same times, so a soft label describes exactly what the student sees.
+The labelled recordings are scored by teachers fitted without them (``teacher_cv``
+folds), so the soft labels are not the teacher's memory of its own training data.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import logging
+import pickle
+
+import joblib
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.frozen import FrozenEstimator
+from sklearn.model_selection import KFold
+from sklearn.pipeline import Pipeline
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted
+from tqdm.auto import tqdm
+
+from ._validation import check_integer, check_memory, check_real
+from .audio import load_audio
+from .feature_cache import _file_key
+from .feature_inputs import _as_sources, _input_name, _is_path
+from .spec import Spectrograms, get_audio_spec
+from .targets import encode_targets
+from .training import window_starts
+
+__all__ = ["DistilledClassifier", "birdnet_teacher", "lineage_of", "make_student"]
+
+logger = logging.getLogger(__name__)
+
+#: The licence a student distilled from BirdNET inherits (share-alike).
+BIRDNET_LICENSE = "CC BY-NC-SA 4.0"
+
+_STUDENT = {
+    # the small-data recipe on the teacher's 3-s windows (see make_student)
+    "window_seconds": 3.0,
+    "overlap_seconds": 1.5,
+    "crops_per_recording": 1,  # every window is a training example already
+    "max_epochs": 20,
+    "aggregation": "max",
+}
+
+
+def make_student(*, random_state=None, verbose: int = 1, **params) -> Pipeline:
+    """The default student: log-mel + the small-data recipe's network on 3-s windows.
+
+    Parameters
+    ----------
+    random_state : int, RandomState or None, default=None
+        Seeds the network.
+    verbose : int, default=1
+        Epoch log of the network; 0 is silent.
+    **params
+        Classifier parameters that replace the defaults.
+
+    Returns
+    -------
+    Pipeline
+        Steps ``"mel"`` and ``"cnn"``.
+
+    Examples
+    --------
+    >>> student = make_student(max_epochs=5)
+    >>> student.named_steps["cnn"].window_seconds, student.named_steps["cnn"].max_epochs
+    (3.0, 5)
+    """
+    from .recipes import make_small_data_pipeline
+
+    return make_small_data_pipeline(
+        random_state=random_state, verbose=verbose, **{**_STUDENT, **params}
+    )
+
+
+def birdnet_teacher(*, memory=None):
+    """The default teacher: BirdNET embeddings + logistic regression, with zero-shot BirdNET.
+
+    The ensemble of ``benchmarks/embeddings.py`` with the settings it chose by
+    cross-validation on the training split (max pooling, ``C=3``, balanced classes, equal
+    weights): macro mAP 0.898 on the xc-puerto-rico test split. Needs the ``birdnet``
+    extra; the BirdNET model is licensed CC BY-NC-SA 4.0.
+
+    Parameters
+    ----------
+    memory : str, path, joblib.Memory or None, default=None
+        Cache of the BirdNET window embeddings (shared by both members).
+
+    Returns
+    -------
+    VotingClassifier
+        Members ``"embeddings"`` and ``"zero_shot"``.
+    """
+    from sklearn.preprocessing import StandardScaler
+
+    from .embeddings import BirdNETClassifier, BirdNETEmbedder
+    from .ensemble import VotingClassifier
+    from .linear import EmbeddingLogisticRegression
+
+    embeddings = Pipeline(
+        [
+            ("birdnet", BirdNETEmbedder(pooling="max", memory=memory)),
+            ("scale", StandardScaler()),
+            ("logistic", EmbeddingLogisticRegression(C=3.0, class_weight="balanced")),
+        ]
+    )
+    return VotingClassifier(
+        [("embeddings", embeddings), ("zero_shot", BirdNETClassifier(memory=memory))]
+    )
+
+
+def lineage_of(teacher) -> dict:
+    """What a student distilled from ``teacher`` records of it: text only.
+
+    Parameters
+    ----------
+    teacher : estimator
+        The fitted teacher.
+
+    Returns
+    -------
+    dict
+        ``teacher`` (its structure, as class names), ``licence`` (the BirdNET licence
+        when the teacher holds BirdNET, else ``None``), ``note`` and ``date`` (UTC, ISO).
+    """
+    from .composition import estimators_in
+
+    if isinstance(teacher, FrozenEstimator):
+        teacher = teacher.estimator
+    names = [type(member).__name__ for member in estimators_in(teacher)]
+    birdnet = any(name in ("BirdNETEmbedder", "BirdNETClassifier") for name in names)
+    note = (
+        "The student was distilled from BirdNET v2.4 (K. Lisa Yang Center for Conservation "
+        "Bioacoustics, Cornell Lab of Ornithology, and Chemnitz University of Technology), "
+        f"licensed {BIRDNET_LICENSE}: non-commercial use, with attribution, and "
+        "derivatives under the same licence."
+        if birdnet
+        else "The student was distilled from a teacher without BirdNET."
+    )
+    return {
+        "teacher": " > ".join(dict.fromkeys(names)),
+        "licence": BIRDNET_LICENSE if birdnet else None,
+        "note": note,
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+
+
+def _teacher_scores(settings: tuple, key, compute=None) -> np.ndarray:
+    """One cache entry: the teacher's window scores of one input (see ``_cached_windows``)."""
+    return compute()
+
+
+class DistilledClassifier(ClassifierMixin, BaseEstimator):
+    """A student network that learns from a teacher's window-level scores.
+
+    ``fit(X, y)`` fits the teacher on the recordings, has it score every window of them
+    (and of ``unlabelled`` recordings), and trains the student on those windows with
+    targets ``soft_weight * teacher + (1 - soft_weight) * labels`` (binary cross-entropy
+    against them is that mix of the two losses). See the module docstring for the windows.
+    Predictions come from the student alone.
+
+    Parameters
+    ----------
+    teacher : classifier or None, default=None
+        Fitted inside ``fit`` on ``(X, y)`` (a clone), or prefit in a
+        :class:`~sklearn.frozen.FrozenEstimator`. It takes waveforms (at the rate of its
+        front end) and has ``predict_proba`` and the classes of ``y``. ``None`` is
+        :func:`birdnet_teacher` (``memory`` shared), which needs the ``birdnet`` extra.
+    student : Pipeline or None, default=None
+        A front end (e.g. :class:`~sklearn_birdaudio.MelSpectrogramTransformer` with
+        ``duration=None``) followed by an :class:`~sklearn_birdaudio.AttentionCNNClassifier`,
+        unfitted; ``None`` is :func:`make_student`. Its classifier's ``window_seconds`` is
+        the window length.
+    soft_weight : float, default=0.7
+        Share of the teacher's scores in the labelled windows' targets, in [0, 1]; 0 trains
+        on the recordings' labels only (every window of a recording gets its labels).
+        Unlabelled windows always take the teacher's scores.
+    hop_seconds : float, default=1.5
+        Seconds between the starts of successive training windows.
+    teacher_cv : int or None, default=5
+        Folds of out-of-fold teacher scores for the labelled recordings; ``None`` scores
+        them with the teacher fitted on all of them. A prefit teacher scores everything.
+    memory : str, path, joblib.Memory or None, default=None
+        Cache of the teacher's window scores (keyed on the fitted teacher, the input and
+        the windows), so that a grid search over student parameters, or a second fit,
+        does not run the teacher again; the default teacher also caches its embeddings
+        there.
+    random_state : int, RandomState or None, default=None
+        Seeds the folds and, unless the student sets its own, the student.
+    verbose : int, default=1
+        Progress bars and the student's epoch log; 0 is silent.
+
+    Attributes
+    ----------
+    classes_ : ndarray
+        Class labels (the columns of a DataFrame ``y``, else the sorted labels).
+    multilabel_ : bool
+        Whether ``y`` was an indicator matrix.
+    teacher_ : estimator
+        The teacher fitted on all of ``X`` (the one that scored ``unlabelled``).
+    student_ : Pipeline
+        The fitted student: what predicts, and what :func:`save_model` writes.
+    lineage_ : dict
+        What the student records of its teacher (:func:`lineage_of`), plus ``soft_weight``
+        and the window counts.
+    n_windows_ : int
+        Training windows, unlabelled ones included.
+
+    Examples
+    --------
+    >>> from sklearn.pipeline import make_pipeline  # doctest: +SKIP
+    >>> model = DistilledClassifier(memory="cache/").fit(paths, Y)  # doctest: +SKIP
+    >>> detect(model, ["soundscape.wav"])  # the student alone  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        teacher=None,
+        student=None,
+        *,
+        soft_weight: float = 0.7,
+        hop_seconds: float = 1.5,
+        teacher_cv: int | None = 5,
+        memory=None,
+        random_state=None,
+        verbose: int = 1,
+    ):
+        self.teacher = teacher
+        self.student = student
+        self.soft_weight = soft_weight
+        self.hop_seconds = hop_seconds
+        self.teacher_cv = teacher_cv
+        self.memory = memory
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False
+        tags.target_tags.multi_output = True
+        tags.classifier_tags.multi_label = True
+        tags.non_deterministic = True
+        return tags
+
+    def _check_params(self) -> None:
+        check_real(
+            self.soft_weight, "soft_weight", min_val=0, max_val=1,
+            message=f"soft_weight must be in [0, 1], got {self.soft_weight!r}.",
+        )  # fmt: skip
+        check_real(
+            self.hop_seconds, "hop_seconds", min_val=0, include_boundaries="neither",
+            message=f"hop_seconds must be a positive number, got {self.hop_seconds!r}.",
+        )  # fmt: skip
+        check_integer(self.teacher_cv, "teacher_cv", min_val=2, allow_none=True)
+        if self.student is not None and not (
+            isinstance(self.student, Pipeline) and len(self.student.steps) >= 2
+        ):
+            raise ValueError(
+                "student must be a Pipeline of a front end and an AttentionCNNClassifier "
+                f"(see make_student), got {type(self.student).__name__}."
+            )
+        if self.teacher is not None and not hasattr(self.teacher, "predict_proba"):
+            raise ValueError(
+                f"teacher must be a classifier with predict_proba, got "
+                f"{type(self.teacher).__name__}."
+            )
+
+    # -- fit ------------------------------------------------------------------------------
+    def fit(self, X, y, *, unlabelled=None):
+        """Fit the teacher, let it label the windows, and train the student on them.
+
+        Parameters
+        ----------
+        X : list of paths and/or waveforms
+            The labelled recordings, of any length (waveforms at the student's front
+            end's rate).
+        y : DataFrame or array-like of shape (n_samples, n_classes), or (n_samples,)
+            A 0/1 indicator matrix (multi-label) or class labels (multi-class).
+        unlabelled : list of paths and/or waveforms, optional
+            Recordings without labels (soundscapes, say): the teacher labels their windows
+            and the student learns from them too.
+
+        Returns
+        -------
+        self : DistilledClassifier
+        """
+        self._check_params()
+        sources = _as_sources(X)
+        extra = [] if unlabelled is None else _as_sources(unlabelled)
+        if not sources:
+            raise ValueError("X contains no inputs; expected at least one path or waveform.")
+        if len(sources) != len(y):
+            raise ValueError(f"X has {len(sources)} inputs but y has {len(y)} rows.")
+        labels, self.classes_, self.multilabel_ = encode_targets(y, allow_unknown=False)
+        hard = labels if self.multilabel_ else np.eye(len(self.classes_))[labels]
+        rng = check_random_state(self.random_state)
+        student = clone(self.student) if self.student is not None else make_student()
+        student_seed = int(rng.randint(2**31 - 1))
+        classifier = student.steps[-1][1]
+        if classifier.get_params().get("random_state") is None:
+            classifier.set_params(random_state=student_seed)
+        if "verbose" in classifier.get_params():
+            classifier.set_params(verbose=self.verbose)
+        front = student[:-1].fit(sources[:1])  # shares its steps with student
+        spec = get_audio_spec(front)
+        window_frames = spec.frames(classifier.window_seconds)
+        hop_frames = max(spec.hop_frames(self.hop_seconds), 1)
+
+        teacher = self.teacher if self.teacher is not None else birdnet_teacher(memory=self.memory)
+        teacher = clone(teacher)
+        self.teacher_ = teacher.fit(sources, y)
+        self._check_teacher(self.teacher_)
+        scorers = self._fold_teachers(teacher, sources, y, rng)
+
+        # the cache key of each teacher, hashed once (not once per recording)
+        distinct = {id(each): each for each in [self.teacher_, *scorers]}
+        keys = {identity: _fingerprint(each) for identity, each in distinct.items()}
+        windows, targets = [], []
+        groups = [(sources, scorers), (extra, [self.teacher_] * len(extra))]
+        with tqdm(
+            total=len(sources) + len(extra), desc="Distil", unit="input",
+            disable=not self.verbose,
+        ) as bar:  # fmt: skip
+            for part, (inputs, teachers) in enumerate(groups):
+                for index, (source, fold_teacher) in enumerate(zip(inputs, teachers, strict=True)):
+                    name = _input_name(source, index)
+                    spectrogram = np.asarray(front.transform([source]))[0]
+                    cut, starts = _cut(spectrogram, window_frames, hop_frames)
+                    soft = self._scores(
+                        fold_teacher, keys[id(fold_teacher)], source, name, starts, spec,
+                        classifier.window_seconds,
+                    )  # fmt: skip
+                    if part == 0:
+                        weight = float(self.soft_weight)
+                        soft = weight * soft + (1 - weight) * hard[index]
+                    windows.append(cut)
+                    targets.append(soft.astype(np.float32))
+                    bar.update()
+        windows = Spectrograms(np.concatenate(windows), spec)
+        targets = pd.DataFrame(np.concatenate(targets), columns=self.classes_)
+        self.n_windows_ = len(windows)
+        classifier.set_params(soft_targets=True)
+        classifier.fit(windows, targets)
+        self.student_ = student
+        self.lineage_ = {
+            **lineage_of(self.teacher_),
+            "soft_weight": float(self.soft_weight),
+            "windows": f"{self.n_windows_} windows of {classifier.window_seconds:g} s every "
+            f"{float(self.hop_seconds):g} s, from {len(sources)} labelled and {len(extra)} "
+            "unlabelled recordings",
+        }
+        return self
+
+    def _check_teacher(self, teacher) -> None:
+        """The teacher must score y's classes, by name or (an indicator matrix) by column."""
+        classes = np.asarray(getattr(teacher, "classes_", []))
+        same = classes.shape == self.classes_.shape and (classes == self.classes_).all()
+        positional = self.multilabel_ and np.array_equal(classes, np.arange(len(self.classes_)))
+        if not (same or positional):
+            raise ValueError(
+                f"The teacher's classes {classes.tolist()[:10]} are not y's "
+                f"{self.classes_.tolist()[:10]}; expected a teacher of the same classes."
+            )
+
+    def _fold_teachers(self, teacher, sources: list, y, rng) -> list:
+        """The teacher that scores each labelled recording: one fitted without it."""
+        if self.teacher_cv is None or isinstance(teacher, FrozenEstimator):
+            return [self.teacher_] * len(sources)
+        n_folds = min(int(self.teacher_cv), len(sources))
+        if n_folds < 2:
+            return [self.teacher_] * len(sources)
+        folds = KFold(n_folds, shuffle=True, random_state=int(rng.randint(2**31 - 1)))
+        scorers = [None] * len(sources)
+        for train, held_out in folds.split(sources):
+            y_train = y.iloc[train] if hasattr(y, "iloc") else np.asarray(y)[train]
+            fold_teacher = clone(teacher).fit([sources[i] for i in train], y_train)
+            for i in held_out:
+                scorers[i] = fold_teacher
+        return scorers
+
+    def _scores(self, teacher, teacher_key: str, source, name, starts, spec, window) -> np.ndarray:
+        """The teacher's ``(n_windows, n_classes)`` scores of one input's windows (cached)."""
+        frozen = teacher.estimator if isinstance(teacher, FrozenEstimator) else teacher
+        teacher_spec = get_audio_spec(frozen)
+        rate = spec.waveform_rate if teacher_spec is None else teacher_spec.waveform_rate
+        seconds = [start * spec.hop_length / spec.sample_rate for start in starts]
+        window = float(window)
+
+        def compute():
+            source_rate = None if _is_path(source) else spec.waveform_rate
+            waveform = load_audio(source, sample_rate=rate, source_rate=source_rate)
+            length = int(round(window * rate))
+            cuts = [waveform[int(round(t * rate)) :][:length] for t in seconds]
+            return np.asarray(teacher.predict_proba(cuts), dtype=np.float64)
+
+        key = _file_key(source) if _is_path(source) else joblib.hash(np.asarray(source))
+        if key is None:  # unreadable: loading names the file
+            return compute()
+        settings = ("teacher", teacher_key, tuple(seconds), window, rate)
+        cached = check_memory(self.memory).cache(_teacher_scores, ignore=["compute"])
+        scores = cached(settings, key, compute=compute)
+        logger.debug("Teacher scores of %s: %d windows", name, len(scores))
+        return scores
+
+    # -- predict --------------------------------------------------------------------------
+    def predict_proba(self, X) -> np.ndarray:
+        """The student's probability of each class, ``(n_samples, n_classes)``."""
+        check_is_fitted(self, "student_")
+        return self.student_.predict_proba(X)
+
+    def predict(self, X) -> np.ndarray:
+        """A 0/1 matrix at the student's threshold (multi-label), else the best class."""
+        probabilities = self.predict_proba(X)
+        if self.multilabel_:
+            threshold = self.student_.steps[-1][1].threshold
+            return (probabilities >= threshold).astype(np.int64)
+        return self.classes_[probabilities.argmax(axis=1)]
+
+    def deployed_model(self):
+        """What predicts: the fitted student, a pipeline without the teacher."""
+        check_is_fitted(self, "student_")
+        return self.student_
+
+
+def _fingerprint(teacher) -> str:
+    """A hash of a fitted teacher, equal for equal fits: the key of its cached scores."""
+    try:
+        return joblib.hash(teacher)
+    except (RuntimeError, TypeError):  # torch tensors in dicts defeat joblib's sorting
+        return hashlib.sha256(pickle.dumps(teacher)).hexdigest()
+
+
+def _cut(spectrogram: np.ndarray, window_frames: int, hop_frames: int):
+    """Windows ``(n, channels, n_mels, window_frames)`` of one spectrogram, and their starts.
+
+    NaN frames (padding) at the end are dropped first; a recording shorter than a window
+    is one window padded with NaN, as the classifier pads.
+    """
+    valid = ~np.isnan(spectrogram[0, 0])
+    n_frames = int(valid.sum()) if valid.any() else 0
+    if n_frames == 0:
+        raise ValueError("a recording without audio frames cannot be cut into windows.")
+    starts = window_starts(n_frames, window_frames, hop_frames)
+    out = np.full((len(starts), *spectrogram.shape[:2], window_frames), np.nan, np.float32)
+    for row, start in enumerate(starts):
+        stop = min(start + window_frames, n_frames)
+        out[row, ..., : stop - start] = spectrogram[..., start:stop]
+    return out, starts
