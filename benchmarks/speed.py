@@ -22,10 +22,16 @@ Rows (every ratio is taken within this run, since these machines are noisy):
   seconds of audio per wall second: the eager and the fused network one file at a time
   (``n_jobs=1``), the recipe's also with the read-ahead thread forced on and with one file per
   core (``n_jobs=-1``);
+- the distilled student (``--distilled``, a model saved by ``distill.py --save``) the same
+  way: ``detect()`` one file at a time and one file per core;
 - BirdNET v2.4 on the same files and cores, as BirdNET-Analyzer runs it (the same
   ``.tflite`` model with LiteRT on 3-s windows at 48 kHz, decoding and resampling
-  included), through :class:`~sklearn_birdaudio.BirdNETClassifier`, on 1 and 2 threads.
-  Its embeddings (:class:`~sklearn_birdaudio.BirdNETEmbedder`) cost the same model call.
+  included), through :class:`~sklearn_birdaudio.BirdNETClassifier`, on 1 and 2 threads;
+  and the BirdNET pipelines of ``embeddings.py`` (embeddings + logistic regression, and
+  its ensemble with the zero-shot scores, the distillation teacher) on 2 threads, without
+  a cache, fitted on the train split.
+
+``--json`` writes the real-time factors the Pareto figure (``pareto.py``) reads.
 
 On a machine with CUDA the features, the network and ``detect()`` are measured there too.
 """
@@ -33,6 +39,7 @@ On a machine with CUDA the features, the network and ``detect()`` are measured t
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import time
@@ -51,6 +58,7 @@ from sklearn_birdaudio import (
     audio_info,
     detect,
     load_manifest,
+    load_model,
     make_small_data_pipeline,
 )
 from sklearn_birdaudio.inference import inference_module
@@ -163,10 +171,34 @@ def timed(function) -> float:
     return time.perf_counter() - start
 
 
+def birdnet_pipeline_rates(files: list[str], audio: float, cache: Path) -> dict[str, float]:
+    """Seconds of audio per wall second of the BirdNET pipelines, fitted on the train split
+    (embeddings cached there), predicting without a cache as a user's new files would."""
+    from sklearn_birdaudio.distillation import birdnet_teacher
+
+    X, Y, _ = load_manifest(DATA / "xc-puerto-rico" / "labels.csv", split="train", as_frame=True)
+    ensemble = birdnet_teacher(memory=cache).fit(list(X), Y)
+    embeddings, zero_shot = ensemble.estimators_  # the fitted members
+    embeddings.set_params(birdnet__memory=None)
+    zero_shot.set_params(memory=None)
+    rates = {}
+    for name, model in (("BirdNET embeddings + logistic regression", embeddings),
+                        ("BirdNET ensemble (embeddings + LR, zero-shot)", ensemble)):  # fmt: skip
+        model.predict_proba(files[:1])
+        rates[name] = audio / timed(lambda m=model: m.predict_proba(files))
+    return rates
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--soundscapes", type=int, default=7, help="how many to detect on")
     parser.add_argument("--docs", type=Path, help="Markdown file with speed markers")
+    parser.add_argument(
+        "--distilled", type=Path, default=Path("outputs/distill/student.safetensors"),
+        help="a distilled student saved by distill.py --save (skipped when missing)",
+    )  # fmt: skip
+    parser.add_argument("--cache", type=Path, default=Path("outputs/cache/birdnet"))
+    parser.add_argument("--json", type=Path, help="write the real-time factors here")
     args = parser.parse_args()
     devices = ["cpu", *(["cuda"] if torch.cuda.is_available() else [])]
     lines = []
@@ -215,6 +247,9 @@ def main() -> None:
     files = files[: args.soundscapes]
     audio = sum(audio_info(path).duration_seconds for path in files)
     models = {"default network": default_model(), "small-data recipe network": recipe_model()}
+    if args.distilled.is_file():
+        models["distilled student"] = load_model(args.distilled)
+    per_core = [name for name in models if name != "default network"]
     ours = {}  # (network, device) -> the fastest detect() with that network
     one_file = {}  # (network, inference path, device) -> detect() with n_jobs=1
 
@@ -245,14 +280,12 @@ def main() -> None:
         )
         plain = one_file["small-data recipe network", "fused", device]
         add("detect(), read-ahead thread forced on", device, f"{ahead / plain:.2f}x", "")
-        if device == "cpu":
+        for network_name in per_core if device == "cpu" else []:
             every_core = measure_detect(
-                "small-data recipe network, fused, n_jobs=-1 (a file per core)",
-                model, device, n_jobs=-1,
+                f"{network_name}, fused, n_jobs=-1 (a file per core)",
+                models[network_name].set_params(cnn__inference="fused"), device, n_jobs=-1,
             )  # fmt: skip
-            ours["small-data recipe network", device] = max(
-                every_core, ours["small-data recipe network", device]
-            )
+            ours[network_name, device] = max(every_core, ours[network_name, device])
     labels = ["Turdus migratorius"]  # any class: BirdNET scores all 6,522 species anyway
     birdnet = {}
     for threads in (1, 2):
@@ -269,6 +302,19 @@ def main() -> None:
                 f"{ours[name, 'cpu'] / birdnet[threads]:.1f}x faster ({name})" for name in models
             ),
         )
+
+    pipelines = birdnet_pipeline_rates(files, audio, args.cache)
+    for name, rate in pipelines.items():
+        add(f"{name} (LiteRT, 2 threads), same files, no cache", "cpu", f"{rate:.0f}x real time",
+            f"distilled student {ours['distilled student', 'cpu'] / rate:.1f}x faster"
+            if ("distilled student", "cpu") in ours else "")  # fmt: skip
+    if args.json:
+        factors = {f"detect(), {name}": rate for (name, device), rate in ours.items()
+                   if device == "cpu"}  # fmt: skip
+        factors.update({f"BirdNET zero-shot, {n} thread(s)": rate for n, rate in birdnet.items()})
+        factors.update(pipelines)
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(factors, indent=2))
 
     header = [
         f"{cpu_model()} ({platform.machine()}), {os.cpu_count()} cores, "

@@ -380,3 +380,47 @@ def test_precision_recall_errors(multilabel_scores):
         plot_precision_recall(
             pd.DataFrame(y_true, columns=names), pd.DataFrame(y_score, columns=list("vwxyz"))
         )
+
+
+# -- accuracy against speed ---------------------------------------------------------------
+
+
+def test_the_pareto_front_holds_exactly_the_models_nothing_beats_on_both():
+    from sklearn_birdaudio.plotting import pareto_front
+
+    rng = np.random.default_rng(0)
+    scores, speeds = rng.random(40), rng.random(40) * 1000 + 1
+    front = pareto_front(scores, speeds)
+    for i in range(40):
+        dominated = any(
+            scores[j] >= scores[i] and speeds[j] >= speeds[i]
+            and (scores[j] > scores[i] or speeds[j] > speeds[i])
+            for j in range(40)
+        )  # fmt: skip
+        assert front[i] == (not dominated)
+    assert pareto_front([0.5, 0.5], [10, 10]).tolist() == [True, True]  # ties: both
+    with pytest.raises(ValueError, match="1-D of one length"):
+        pareto_front([0.5], [1, 2])
+
+
+def test_the_accuracy_speed_figure_draws_each_model_and_the_front():
+    from sklearn_birdaudio.plotting import plot_accuracy_speed
+
+    models = pd.DataFrame({
+        "name": ["ours", "teacher", "slow and bad"], "macro mAP": [0.75, 0.9, 0.5],
+        "low": [0.7, 0.85, 0.4], "high": [0.8, 0.95, 0.6], "x real time": [1000, 60, 50],
+        "group": ["ours", "BirdNET", "BirdNET"],
+    })  # fmt: skip
+    figure = plot_accuracy_speed(models)
+    axes = figure.axes[0]
+    assert axes.get_xscale() == "log"
+    assert [text.get_text() for text in axes.texts] == ["ours", "teacher", "slow and bad"]
+    front = next(line for line in axes.get_lines() if line.get_label() == "Pareto front")
+    assert sorted(front.get_xdata()) == [60, 1000]  # "slow and bad" is beaten on both
+    legend = [text.get_text() for text in axes.get_legend().get_texts()]
+    assert {"ours", "BirdNET", "Pareto front"} <= set(legend)
+    plt.close(figure)
+    with pytest.raises(ValueError, match="positive number"):
+        plot_accuracy_speed(models.assign(**{"x real time": [0, 1, 2]}))
+    with pytest.raises(ValueError, match="lacks the columns"):
+        plot_accuracy_speed(models.drop(columns="name"))
