@@ -350,3 +350,27 @@ def test_evaluate_top1_uses_the_primary_label(dataset, trained, tmp_path, capsys
     out = capsys.readouterr().out
     assert float(out.split("top-1 accuracy")[1].split()[0]) == 0.0
     assert "their primary species" in out
+
+
+def test_evaluate_skips_unreadable_recordings_and_exits_3(with_broken, trained, tmp_path, capsys):
+    """The 3 broken files are listed, and the scores are those of the 8 readable ones."""
+    manifest, broken = with_broken
+    assert main(["evaluate", str(trained), str(manifest), "-q"]) == EXIT_PARTIAL
+    captured = capsys.readouterr()
+    assert "3 recording(s) could not be read and were left out of the scores" in captured.err
+    for file in broken:
+        assert f"  {file}: " in captured.err
+    readable = pd.read_csv(manifest).iloc[:8]
+    readable.to_csv(tmp_path / "readable.csv", index=False)
+    assert main(["evaluate", str(trained), str(tmp_path / "readable.csv"), "-q"]) == EXIT_OK
+    assert (
+        capsys.readouterr().out.split("padded cmAP:")[0].splitlines()[1:]
+        == (captured.out.split("padded cmAP:")[0].splitlines()[1:])
+    )  # the same scores, line for line after the "Data:" line
+
+
+def test_evaluate_strict_aborts_on_an_unreadable_recording(with_broken, trained, capsys):
+    manifest, broken = with_broken
+    assert main(["evaluate", str(trained), str(manifest), "--strict", "-q"]) == EXIT_ERROR
+    err = capsys.readouterr().err
+    assert "2 recording(s) cannot be read (--strict)" in err and broken[1] in err

@@ -228,3 +228,64 @@ def load_data(
         classes=classes,
         as_frame=True,
     )
+
+
+def readable_recordings(X, Y, *, strict: bool, action: str = "train on"):
+    """Drop the recordings whose header cannot be read (cheap: no decoding).
+
+    Parameters
+    ----------
+    X : list
+        Paths (and reviewed windows, arrays, which are kept).
+    Y : DataFrame
+        Their targets.
+    strict : bool
+        Refuse them all in one message instead (``--strict``).
+    action : str, default="train on"
+        What the command does with them, for the message when none is left.
+
+    Returns
+    -------
+    X, Y : the readable recordings and their targets
+    skipped : list of (str, str)
+        The files left out and why.
+
+    Raises
+    ------
+    CommandError
+        With ``strict``, or when no recording is readable.
+    """
+    from ..audio import AudioError, audio_info
+
+    skipped = []
+    for file in X:
+        if not isinstance(file, (str, Path)):
+            continue
+        try:
+            audio_info(file)
+        except AudioError as error:
+            skipped.append((str(file), str(error).removeprefix(f"{file}: ")))
+    if not skipped:
+        return X, Y, []
+    if strict or len(skipped) == len(X):
+        listed = "; ".join(f"{file}: {error}" for file, error in skipped)
+        why = "--strict" if strict else f"none is left to {action}"
+        raise CommandError(f"{len(skipped)} recording(s) cannot be read ({why}): {listed}")
+    return (*drop_recordings(X, Y, {file for file, _ in skipped}), skipped)
+
+
+def drop_recordings(X, Y, files: set):
+    """X and Y without the recordings ``files`` (reviewed windows, arrays, are kept)."""
+    keep = [index for index, file in enumerate(X) if not (isinstance(file, str) and file in files)]
+    return [X[index] for index in keep], Y.iloc[keep].reset_index(drop=True)
+
+
+def print_skipped(skipped: list, command: str, what: str) -> None:
+    """List the recordings a command left out, on stderr."""
+    print(
+        f"birdaudio {command}: {len(skipped)} recording(s) could not be read and were left out "
+        f"of {what} (--strict aborts instead):",
+        file=sys.stderr,
+    )
+    for file, error in skipped:
+        print(f"  {file}: {error}", file=sys.stderr)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..composition import final_estimator
-from .data import load_data, manifest_columns, resolve_data
-from .errors import EXIT_OK
+from .data import load_data, manifest_columns, print_skipped, readable_recordings, resolve_data
+from .errors import EXIT_OK, EXIT_PARTIAL
 from .models import load_fitted_model
 
 
@@ -14,7 +14,8 @@ def run(args) -> int:
     """Run ``birdaudio evaluate``: mAP, padded cmAP, F1, top-1 and per-class AP on its parsed
     command line ``args``.
 
-    Returns the exit code: ``EXIT_OK``.
+    Returns the exit code: ``EXIT_OK``, or ``EXIT_PARTIAL`` when unreadable recordings
+    were left out (``--strict`` aborts instead).
     """
     from sklearn.metrics import average_precision_score
 
@@ -29,10 +30,15 @@ def run(args) -> int:
     )
     split = f" (split {args.split!r})" if args.split is not None else ""
     print(f"Data: {len(X)} recordings from {data}{split}")
+    X = list(X)
+    _, _, skipped = readable_recordings(X, Y, strict=args.strict, action="evaluate")
     front_end = model.steps[0][1] if hasattr(model, "steps") else None
     if front_end is not None and "verbose" in front_end.get_params(deep=False):
         front_end.set_params(verbose=args.verbose)  # a progress bar while it reads the audio
-    scores = np.asarray(model.predict_proba(X))
+    scores, skipped = _scores(model, X, skipped, strict=args.strict)
+    left_out = {file for file, _ in skipped}
+    keep = np.asarray([str(file) not in left_out for file in X])
+    Y = Y.iloc[np.flatnonzero(keep)]
     targets = np.asarray(Y)
     # Top-1 is against the primary species where the manifest names one.
     primary = targets
@@ -44,6 +50,7 @@ def run(args) -> int:
             split_column=args.split_column,
             classes=classes,
         )
+        primary = np.asarray(primary)[keep]
     labelled = np.asarray(primary).sum(axis=1) > 0
     threshold = args.threshold if args.threshold is not None else final_estimator(model).threshold
     rows = [
@@ -79,4 +86,30 @@ def run(args) -> int:
         args.pr_curve.parent.mkdir(parents=True, exist_ok=True)
         figure.savefig(args.pr_curve, dpi=100)
         print(f"Precision-recall curves: {args.pr_curve}")
+    if skipped:
+        print_skipped(skipped, "evaluate", "the scores")
+        return EXIT_PARTIAL
     return EXIT_OK
+
+
+def _scores(model, X: list, skipped: list, *, strict: bool):
+    """The model's scores of the readable recordings of ``X``, and all those left out.
+
+    ``skipped`` lists the recordings whose header could not be read; one that fails once
+    its audio is decoded is added to them and the others are scored again, unless
+    ``strict``.
+    """
+    from ..audio import AudioError
+
+    skipped = list(skipped)
+    while True:
+        left_out = {file for file, _ in skipped}
+        readable = [file for file in X if str(file) not in left_out]
+        try:
+            return np.asarray(model.predict_proba(readable)), skipped
+        except AudioError as error:
+            failed = [file for file in readable if str(error).startswith(str(file))]
+            if strict or not failed or len(failed) == len(readable):
+                raise
+            file = str(max(failed, key=lambda name: len(str(name))))
+            skipped.append((file, str(error).removeprefix(f"{file}: ")))

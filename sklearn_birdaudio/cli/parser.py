@@ -207,6 +207,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_split_options(evaluate, "score")
     evaluate.add_argument("--threshold", type=float, help="for F1 (default: the model's)")
     evaluate.add_argument("--pr-curve", type=Path, help="save precision-recall curves (PNG)")
+    evaluate.add_argument(
+        "--strict", action="store_true",
+        help="abort (exit 1) when a recording cannot be read; by default unreadable ones are "
+        "listed on stderr, the others are scored and the exit code is 3",
+    )  # fmt: skip
     evaluate.set_defaults(run=run_evaluate)
 
     info = command(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 
 from ..composition import deployed_model
-from .data import load_data
+from .data import drop_recordings, load_data, print_skipped, readable_recordings
 from .errors import EXIT_OK, EXIT_PARTIAL, CommandError
 from .models import MODELS, build_model, save_trained_model
 
@@ -61,7 +61,7 @@ def run(args) -> int:
     X, Y, classes = load_data(args.data, split=args.split, split_column=args.split_column)
     split = f" (split {args.split!r})" if args.split is not None else ""
     print(f"Data: {len(X)} recordings of {len(classes)} classes from {args.data}{split}")
-    X, Y, skipped = _readable_recordings(X, Y, args.strict)
+    X, Y, skipped = readable_recordings(X, Y, strict=args.strict)
     if args.reviewed:
         X, Y = _add_reviewed(args, X, Y, classes)
     skipped += _fit_and_save(model, front_end, args, X, Y)
@@ -84,40 +84,8 @@ def run(args) -> int:
             )
     if not skipped:
         return EXIT_OK
-    print(
-        f"birdaudio train: {len(skipped)} recording(s) could not be read and were left out "
-        "of training (--strict aborts instead):",
-        file=sys.stderr,
-    )
-    for file, error in skipped:
-        print(f"  {file}: {error}", file=sys.stderr)
+    print_skipped(skipped, "train", "training")
     return EXIT_PARTIAL
-
-
-def _readable_recordings(X, Y, strict: bool):
-    """Drop the recordings whose header cannot be read (cheap: no decoding), or with
-    ``strict`` refuse them all in one message."""
-    from ..audio import AudioError, audio_info
-
-    skipped = []
-    for file in X:
-        try:
-            audio_info(file)
-        except AudioError as error:
-            skipped.append((file, str(error).removeprefix(f"{file}: ")))
-    if not skipped:
-        return X, Y, []
-    if strict or len(skipped) == len(X):
-        listed = "; ".join(f"{file}: {error}" for file, error in skipped)
-        why = "--strict" if strict else "none is left to train on"
-        raise CommandError(f"{len(skipped)} recording(s) cannot be read ({why}): {listed}")
-    return (*_drop(X, Y, {file for file, _ in skipped}), skipped)
-
-
-def _drop(X, Y, files: set):
-    """X and Y without the recordings ``files`` (reviewed windows, arrays, are kept)."""
-    keep = [index for index, file in enumerate(X) if not (isinstance(file, str) and file in files)]
-    return [X[index] for index in keep], Y.iloc[keep].reset_index(drop=True)
 
 
 def _fit_and_save(model, front_end: str, args, X, Y) -> list[tuple[str, str]]:
@@ -146,7 +114,7 @@ def _fit_and_save(model, front_end: str, args, X, Y) -> list[tuple[str, str]]:
             file = max(failed, key=len)
             print(f"birdaudio train: left out {file}, fitting again: {error}", file=sys.stderr)
             skipped.append((file, str(error).removeprefix(f"{file}: ")))
-            X, Y = _drop(X, Y, {file})
+            X, Y = drop_recordings(X, Y, {file})
     deployed = deployed_model(model)  # a distilled model's student
     deployed.named_steps[front_end].set_params(memory=None, verbose=0)  # not needed to predict
     save_trained_model(model, args.out)
