@@ -50,6 +50,7 @@ def test_api_reference_is_generated_from_the_docstrings(built_docs):
         "sklearn_birdaudio.features.MelSpectrogramTransformer",
         "sklearn_birdaudio.classifier.AttentionCNNClassifier",
         "sklearn_birdaudio.ensemble.VotingClassifier",
+        "sklearn_birdaudio.distillation.DistilledClassifier",
         "sklearn_birdaudio.detection.detect",
         "sklearn_birdaudio.tables.write_detections",
         "sklearn_birdaudio.datasets.load_manifest",

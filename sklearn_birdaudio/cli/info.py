@@ -230,17 +230,21 @@ def _print_summary(summary: dict) -> None:
         print("Not restored from the model file (defaults used): " + "; ".join(dropped))
     lineage = summary["lineage"]
     if lineage:
-        details = "; ".join(
-            f"{key} {_printable(lineage[key])}"
-            for key in ("soft_weight", "windows", "date")
+        details = [
+            template.format(_printable(lineage[key]))
+            for key, template in (
+                ("windows", "{}"),
+                ("soft_weight", "soft weight {}"),
+                ("date", "on {}"),
+            )
             if lineage.get(key) is not None
-        )
-        print(
-            f"Distilled from: {_printable(lineage.get('teacher'))}"
-            + (f" ({details})" if details else "")
-        )
+        ]
+        print(f"Distilled from: {_printable(lineage.get('teacher'))}")
+        if details:
+            print(f"  {'; '.join(details)}")
         if lineage.get("note"):
-            print(f"  {_printable(lineage['note'])}")
+            print(textwrap.fill(_printable(lineage["note"]), width=88, initial_indent="  ",
+                                subsequent_indent="  "))  # fmt: skip
     if summary["licence"]:
         print(
             f"Licence: {_printable(summary['licence'])}; embeddings and models built on them "
