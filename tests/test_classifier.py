@@ -203,7 +203,8 @@ def test_early_stopping_stops_when_validation_map_stalls_and_restores_the_best(m
     spectrograms = pipeline.named_steps["mel"].transform(X_train)
     targets = cnn._encode_targets(Y_train, reset=False)
     valid = cnn.get_split_datasets(spectrograms, targets)[1]
-    X_valid, y_valid = (np.stack(part) for part in zip(*(valid[i] for i in range(len(valid)))))
+    pairs = [valid[i] for i in range(len(valid))]
+    X_valid, y_valid = np.stack([x for x, _ in pairs]), np.stack([y for _, y in pairs])
     assert validation_map(cnn, X_valid, y_valid) == pytest.approx(history[best, "valid_mAP"])
 
 
