@@ -219,6 +219,7 @@ def count_teacher_reads(monkeypatch) -> list:
     return calls
 
 
+@pytest.mark.slow
 def test_a_grid_search_over_the_student_does_not_rescore_the_audio(birdsong, tmp_path, monkeypatch):
     X, Y, _ = birdsong
     X, Y = X[:8], Y[:8]
@@ -383,6 +384,7 @@ WITHOUT_BIRDNET = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 @needs_birdnet
 def test_a_student_taught_by_birdnet_runs_in_a_process_without_birdnet(birdsong, tmp_path):
     X, Y, _ = birdsong
@@ -479,6 +481,7 @@ def test_soft_targets_are_accepted_only_when_asked_for_and_only_in_0_1():
         clone(cnn).set_params(soft_targets=True).fit(spectrograms, soft * 2)
 
 
+@pytest.mark.slow
 def test_the_design_defaults_learn_with_early_stopping_on_validation_map():
     """The issue's check: a default pipeline (8 filters, 30 epochs) on 120 synthetic 2-s
     clips of 4 species scores at least the class prior + 0.3 on 40 others. Stopping on the

@@ -11,6 +11,9 @@ from pathlib import Path
 
 import pytest
 
+# A whole Sphinx build: about 20 s.
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted((ROOT / "examples").glob("plot_*.py"))
 

@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 
+# Each example trains and plots in a subprocess: seconds to a minute each.
+pytestmark = pytest.mark.slow
+
 EXAMPLES = sorted((Path(__file__).resolve().parents[1] / "examples").glob("plot_*.py"))
 
 

@@ -1,7 +1,7 @@
 """Tests of reviewing detections: the sample, the review folder, review.csv, the page, the CLI.
 
 The page is tested in a real browser (Debian's chromium driven by selenium) when one is
-installed; ``make test`` installs it where it can, otherwise that test skips and says why.
+installed; ``make test-all`` installs it where it can, otherwise that test skips and says why.
 """
 
 import csv
@@ -597,7 +597,7 @@ def chromium_driver(profile, downloads):
                    if path is None]  # fmt: skip
         pytest.skip(
             f"{' and '.join(missing)} not found: install Debian's browser with 'apt-get "
-            "install chromium chromium-driver' (make test does when it runs as root) to run "
+            "install chromium chromium-driver' (make test-all does when it runs as root) to run "
             "the browser test of the review page"
         )
     options = webdriver.ChromeOptions()
@@ -627,6 +627,7 @@ def assert_no_alert(driver):
         driver.switch_to.alert.text  # noqa: B018
 
 
+@pytest.mark.slow
 def test_review_page_in_a_browser(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     write_noise(tmp_path / HOSTILE_FILE, 12.0, 16000, seed=5)
