@@ -38,6 +38,7 @@ from accuracy import DATA, MANIFEST, bootstrap_interval, parse_assignment, score
 from sklearn.model_selection import train_test_split
 
 from sklearn_birdaudio import DistilledClassifier, audio_files, load_manifest, save_model
+from sklearn_birdaudio.distillation import make_student
 
 #: The ablation rows (``--ablation``): parameters of DistilledClassifier, by name.
 ABLATION = {
@@ -52,7 +53,8 @@ ABLATION = {
 
 def fit_and_score(params: dict, X_fit, Y_fit, X_score, Y_score, primary, cache, unlabelled):
     """Fit one DistilledClassifier; its scores with max and with mean over windows."""
-    model = DistilledClassifier(memory=cache, random_state=0, verbose=1).set_params(**params)
+    model = DistilledClassifier(student=make_student(), memory=cache, random_state=0, verbose=1)
+    model.set_params(**params)
     start = time.perf_counter()
     model.fit(X_fit, Y_fit, unlabelled=unlabelled)
     fit_seconds = time.perf_counter() - start
@@ -84,6 +86,10 @@ def main() -> None:
     parser.add_argument("--ablation", action="store_true", help="one fit per ABLATION row")
     parser.add_argument("--unlabelled", action="store_true", help="the soundscapes, unlabelled")
     parser.add_argument(
+        "--rows", type=lambda text: [int(i) for i in text.split(",")],
+        help="with --ablation: only these rows of ABLATION (0-based, comma-separated)",
+    )  # fmt: skip
+    parser.add_argument(
         "--set", type=parse_assignment, action="append", default=[], metavar="KEY=VALUE",
         help="a DistilledClassifier parameter, e.g. --set student__cnn__max_epochs=30",
     )  # fmt: skip
@@ -111,6 +117,8 @@ def main() -> None:
         X_train, Y_train = [X_train[i] for i in fit], Y_train.iloc[fit]
     unlabelled = audio_files(DATA / "soundscapes") if args.unlabelled else None
     runs = ABLATION if args.ablation else {"distilled student": {}}
+    if args.rows is not None:
+        runs = {name: params for i, (name, params) in enumerate(runs.items()) if i in args.rows}
     rows, model = [], None
     for name, params in runs.items():
         model, results, seconds = fit_and_score(
