@@ -163,6 +163,7 @@ def main() -> None:
         primary = primary_train[held_out]
         X_train, Y_train = [X_train[i] for i in fit], Y_train.iloc[fit]
     unlabelled = audio_files(DATA / "soundscapes") if args.unlabelled else None
+    cold = not args.cache.exists() or not any(args.cache.iterdir())
     runs = ABLATION if args.ablation else {"distilled student": {}}
     if args.rows is not None:
         runs = {name: params for i, (name, params) in enumerate(runs.items()) if i in args.rows}
@@ -187,7 +188,9 @@ def main() -> None:
         [
             f"{platform.machine()}, {os.cpu_count()} cores. DistilledClassifier ({settings}"
             f"{', soundscapes as unlabelled audio' if args.unlabelled else ''}), scored on "
-            f"{where}; fit time includes the teacher (BirdNET embeddings cached).",
+            f"{where}; the fit's wall time includes the teacher's: fitting it (BirdNET "
+            f"embeddings of every recording) and its scores of every window, "
+            f"{'from an empty cache' if cold else 'with the cache of earlier runs'}.",
             "",
             header,
             rule,

@@ -63,7 +63,8 @@ def test_row(text: str, start: str) -> tuple[float, float, float]:
     for line in text.splitlines():
         cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
         if cells and cells[0].startswith(start):
-            interval = re.search(r"\[([\d.]+), ([\d.]+)\]", line)
+            # the interval cell; the name may hold brackets too ("weights [1, 1]")
+            interval = re.search(r"\[([\d.]+), ([\d.]+)\]", " | ".join(cells[1:]))
             return float(cells[1]), float(interval[1]), float(interval[2])
     raise SystemExit(f"docs: no row starting with {start!r}")
 
