@@ -381,15 +381,21 @@ class DistilledClassifier(ClassifierMixin, BaseEstimator):
         }
         return self
 
-    def _check_teacher(self, teacher) -> None:
+    def _check_teacher(self, teacher, fold: str = "") -> None:
         """The teacher must score y's classes, by name or (an indicator matrix) by column."""
         classes = np.asarray(getattr(teacher, "classes_", []))
         same = classes.shape == self.classes_.shape and (classes == self.classes_).all()
         positional = self.multilabel_ and np.array_equal(classes, np.arange(len(self.classes_)))
         if not (same or positional):
+            hint = (
+                f"; the {fold} of teacher_cv={self.teacher_cv} lacks a class: use fewer folds "
+                "or teacher_cv=None"
+                if fold
+                else ""
+            )
             raise ValueError(
                 f"The teacher's classes {classes.tolist()[:10]} are not y's "
-                f"{self.classes_.tolist()[:10]}; expected a teacher of the same classes."
+                f"{self.classes_.tolist()[:10]}; expected a teacher of the same classes{hint}."
             )
 
     def _fold_teachers(self, teacher, sources: list, y, rng) -> list:
@@ -401,9 +407,10 @@ class DistilledClassifier(ClassifierMixin, BaseEstimator):
             return [self.teacher_] * len(sources)
         folds = KFold(n_folds, shuffle=True, random_state=int(rng.randint(2**31 - 1)))
         scorers = [None] * len(sources)
-        for train, held_out in folds.split(sources):
+        for fold, (train, held_out) in enumerate(folds.split(sources)):
             y_train = y.iloc[train] if hasattr(y, "iloc") else np.asarray(y)[train]
             fold_teacher = clone(teacher).fit([sources[i] for i in train], y_train)
+            self._check_teacher(fold_teacher, f"training part of fold {fold + 1}")
             for i in held_out:
                 scorers[i] = fold_teacher
         return scorers

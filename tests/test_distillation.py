@@ -505,3 +505,12 @@ def test_the_design_defaults_learn_with_early_stopping_on_validation_map():
     )
     best = int(np.nanargmax(cnn.history[:, "valid_mAP"]))
     assert len(cnn.history) - 1 - best <= cnn.patience  # stopped (or ended) after the best
+
+
+def test_a_fold_whose_teacher_lacks_a_class_is_refused_with_advice(birdsong):
+    """Multi-class labels where one class has a single recording: the fold that holds it out
+    fits a teacher without that class, which could not score it."""
+    X, _, _ = birdsong
+    labels = np.array(["a"] * 5 + ["b"] * 4 + ["rare"])
+    with pytest.raises(ValueError, match=r"lacks a class: use fewer folds or teacher_cv=None"):
+        distiller(teacher_cv=5).fit(X[:10], labels)
