@@ -100,6 +100,15 @@ def scores_of(targets, primary, probabilities) -> dict[str, float]:
     }
 
 
+def validation_indices(primary_train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``--validation``'s split of train: 80 % to fit, 20 % to score (stratified by primary
+    label, seed 0), as indices."""
+    return train_test_split(
+        np.arange(len(primary_train)), test_size=0.2, random_state=0,
+        stratify=primary_train.argmax(axis=1),
+    )  # fmt: skip
+
+
 def bootstrap_interval(targets, probabilities, n_resamples=1000, seed=0) -> tuple[float, float]:
     """95 % interval of the macro mAP over resampled test recordings."""
     rng = np.random.default_rng(seed)
@@ -144,10 +153,7 @@ def main() -> None:
         MANIFEST, label_columns="primary_label", split="train", classes=species
     )
     if args.validation:
-        fit, held_out = train_test_split(
-            np.arange(len(X_train)), test_size=0.2, random_state=0,
-            stratify=primary_train.argmax(axis=1),
-        )  # fmt: skip
+        fit, held_out = validation_indices(primary_train)
         X_test, Y_test = [X_train[i] for i in held_out], Y_train.iloc[held_out]
         primary = primary_train[held_out]
         X_train, Y_train = [X_train[i] for i in fit], Y_train.iloc[fit]

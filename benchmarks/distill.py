@@ -37,8 +37,14 @@ from pathlib import Path
 
 import numpy as np
 from _measure import publish
-from accuracy import DATA, MANIFEST, bootstrap_interval, parse_assignment, scores_of
-from sklearn.model_selection import train_test_split
+from accuracy import (
+    DATA,
+    MANIFEST,
+    bootstrap_interval,
+    parse_assignment,
+    scores_of,
+    validation_indices,
+)
 
 from sklearn_birdaudio import DistilledClassifier, audio_files, load_manifest, save_model
 from sklearn_birdaudio.distillation import make_student
@@ -155,10 +161,7 @@ def main() -> None:
         cross_validate(args)
         return
     if args.validation:
-        fit, held_out = train_test_split(
-            np.arange(len(X_train)), test_size=0.2, random_state=0,
-            stratify=primary_train.argmax(axis=1),
-        )  # fmt: skip
+        fit, held_out = validation_indices(primary_train)
         X_test, Y_test = [X_train[i] for i in held_out], Y_train.iloc[held_out]
         primary = primary_train[held_out]
         X_train, Y_train = [X_train[i] for i in fit], Y_train.iloc[fit]

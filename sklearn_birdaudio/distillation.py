@@ -42,7 +42,7 @@ from tqdm.auto import tqdm
 
 from ._validation import check_integer, check_memory, check_real
 from .audio import load_audio
-from .feature_cache import _file_key
+from .feature_cache import _cached_windows, _file_key
 from .feature_inputs import _as_sources, _input_name, _is_path
 from .spec import Spectrograms, get_audio_spec
 from .targets import encode_targets
@@ -173,11 +173,6 @@ def lineage_of(teacher) -> dict:
         "note": note,
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
-
-
-def _teacher_scores(settings: tuple, key, compute=None) -> np.ndarray:
-    """One cache entry: the teacher's window scores of one input (see ``_cached_windows``)."""
-    return compute()
 
 
 class DistilledClassifier(ClassifierMixin, BaseEstimator):
@@ -341,6 +336,10 @@ class DistilledClassifier(ClassifierMixin, BaseEstimator):
         self.teacher_ = teacher.fit(sources, y)
         self._check_teacher(self.teacher_)
         scorers = self._fold_teachers(teacher, sources, y, rng)
+        # the rate the teacher takes waveforms at (every fold's is the full teacher's)
+        fitted = self.teacher_
+        teacher_spec = get_audio_spec(getattr(fitted, "estimator", fitted))  # a frozen one's
+        rate = spec.waveform_rate if teacher_spec is None else teacher_spec.waveform_rate
 
         # the cache key of each teacher, hashed once (not once per recording)
         distinct = {id(each): each for each in [self.teacher_, *scorers]}
@@ -358,7 +357,7 @@ class DistilledClassifier(ClassifierMixin, BaseEstimator):
                     cut, starts = _cut(spectrogram, window_frames, hop_frames)
                     soft = self._scores(
                         fold_teacher, keys[id(fold_teacher)], source, name, starts, spec,
-                        classifier.window_seconds,
+                        classifier.window_seconds, rate,
                     )  # fmt: skip
                     if part == 0:
                         weight = float(self.soft_weight)
@@ -415,11 +414,9 @@ class DistilledClassifier(ClassifierMixin, BaseEstimator):
                 scorers[i] = fold_teacher
         return scorers
 
-    def _scores(self, teacher, teacher_key: str, source, name, starts, spec, window) -> np.ndarray:
-        """The teacher's ``(n_windows, n_classes)`` scores of one input's windows (cached)."""
-        frozen = teacher.estimator if isinstance(teacher, FrozenEstimator) else teacher
-        teacher_spec = get_audio_spec(frozen)
-        rate = spec.waveform_rate if teacher_spec is None else teacher_spec.waveform_rate
+    def _scores(self, teacher, teacher_key, source, name, starts, spec, window, rate):
+        """The teacher's ``(n_windows, n_classes)`` scores of one input's windows (cached),
+        from waveforms at ``rate``."""
         seconds = [start * spec.hop_length / spec.sample_rate for start in starts]
         window = float(window)
 
@@ -434,7 +431,7 @@ class DistilledClassifier(ClassifierMixin, BaseEstimator):
         if key is None:  # unreadable: loading names the file
             return compute()
         settings = ("teacher", teacher_key, tuple(seconds), window, rate)
-        cached = check_memory(self.memory).cache(_teacher_scores, ignore=["compute"])
+        cached = check_memory(self.memory).cache(_cached_windows, ignore=["compute"])
         scores = cached(settings, key, compute=compute)
         logger.debug("Teacher scores of %s: %d windows", name, len(scores))
         return scores

@@ -68,7 +68,10 @@ def _cached_log_mel(path, size, mtime_ns, params, spectrogram=None):
 
 
 def _cached_windows(settings: tuple, key, compute=None) -> np.ndarray:
-    """One cache entry: an input's window embeddings, keyed on the input and settings.
+    """One cache entry: an input's per-window values, keyed on the input and settings.
+
+    BirdNET's window embeddings, and a distillation teacher's window scores (whose
+    settings start with ``"teacher"``).
 
     Wrapped with ``memory.cache(..., ignore=["compute"])``: ``key`` is a file's path, size
     and modification time, or a waveform's hash.

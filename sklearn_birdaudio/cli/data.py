@@ -274,6 +274,16 @@ def readable_recordings(X, Y, *, strict: bool, action: str = "train on"):
     return (*drop_recordings(X, Y, {file for file, _ in skipped}), skipped)
 
 
+def failed_recording(error, files: list) -> str | None:
+    """The file an ``AudioError`` names (its message starts with the path), or ``None``.
+
+    The longest matching path wins, so that ``a.wav`` is not taken for ``a.wav.mp3``.
+    """
+    failed = [str(file) for file in files if isinstance(file, (str, Path))
+              and str(error).startswith(str(file))]  # fmt: skip
+    return max(failed, key=len) if failed else None
+
+
 def drop_recordings(X, Y, files: set):
     """X and Y without the recordings ``files`` (reviewed windows, arrays, are kept)."""
     keep = [index for index, file in enumerate(X) if not (isinstance(file, str) and file in files)]

@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 
 from ..composition import final_estimator
-from .data import load_data, manifest_columns, print_skipped, readable_recordings, resolve_data
+from .data import (
+    failed_recording,
+    load_data,
+    manifest_columns,
+    print_skipped,
+    readable_recordings,
+    resolve_data,
+)
 from .errors import EXIT_OK, EXIT_PARTIAL
 from .models import load_fitted_model
 
@@ -108,8 +115,7 @@ def _scores(model, X: list, skipped: list, *, strict: bool):
         try:
             return np.asarray(model.predict_proba(readable)), skipped
         except AudioError as error:
-            failed = [file for file in readable if str(error).startswith(str(file))]
-            if strict or not failed or len(failed) == len(readable):
+            file = failed_recording(error, readable)
+            if strict or file is None or len(readable) == 1:
                 raise
-            file = str(max(failed, key=lambda name: len(str(name))))
             skipped.append((file, str(error).removeprefix(f"{file}: ")))

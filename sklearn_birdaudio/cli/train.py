@@ -9,7 +9,13 @@ from __future__ import annotations
 import sys
 
 from ..composition import deployed_model
-from .data import drop_recordings, load_data, print_skipped, readable_recordings
+from .data import (
+    drop_recordings,
+    failed_recording,
+    load_data,
+    print_skipped,
+    readable_recordings,
+)
 from .errors import EXIT_OK, EXIT_PARTIAL, CommandError
 from .models import MODELS, build_model, save_trained_model
 
@@ -108,10 +114,9 @@ def _fit_and_save(model, front_end: str, args, X, Y) -> list[tuple[str, str]]:
             model.fit(X, Y, **fit_params)
             break
         except AudioError as error:
-            failed = [file for file in X if isinstance(file, str) and str(error).startswith(file)]
-            if args.strict or not failed or len(failed) == len(X):
+            file = failed_recording(error, X)
+            if args.strict or file is None or len(X) == 1:
                 raise
-            file = max(failed, key=len)
             print(f"birdaudio train: left out {file}, fitting again: {error}", file=sys.stderr)
             skipped.append((file, str(error).removeprefix(f"{file}: ")))
             X, Y = drop_recordings(X, Y, {file})
