@@ -158,7 +158,9 @@ def score_on_cluster(client, scorer, model, sources: list, names: list[str]) -> 
 
     Results come as they finish. The model is scattered to every worker once
     (``broadcast=True``) and each task refers to it by key, so it is not serialised again
-    per file. ``scorer`` is what to run (:class:`~sklearn_birdaudio.scoring.FileScorer`
+    per file. (Dask's active memory manager may still drop the copy on a worker that has
+    no task queued for a while; that worker then fetches it once more.) ``scorer`` is what
+    to run (:class:`~sklearn_birdaudio.scoring.FileScorer`
     for :func:`~sklearn_birdaudio.detect`); it turns a file's own failures into its
     result. A task that fails on the cluster (a worker that died, say) gives that file's
     error, built by ``scorer.failed(name, message)``, instead of stopping the others.
