@@ -33,6 +33,7 @@ from .audio_bounds import (
 )
 from .audio_stream import READ_BLOCK_FRAMES as READ_BLOCK_FRAMES
 from .audio_stream import RESAMPLE_QUALITY, _downmix, _stream_file
+from .sound_file_reads import length_slack, read_frames, seek_frame
 
 __all__ = [
     "AudioError",
@@ -339,14 +340,14 @@ def _read_file(
         n_channels = int(sound_file.channels)
         _check_load_size(path, wanted, n_channels, rate, sample_rate, mono, declared_frames)
         try:
-            if start:
-                sound_file.seek(start)
-            data = sound_file.read(wanted, dtype="float32", always_2d=True)
+            skip = seek_frame(sound_file, start)
+            data = read_frames(sound_file, skip + wanted)[skip:]
+            complete = declared_frames - length_slack(sound_file)  # MP3's count: estimated
         except (soundfile.LibsndfileError, RuntimeError) as error:
             raise AudioError(
                 f"{path}: decoding failed ({error}); the file may be truncated or corrupt."
             ) from error
-    if data.shape[0] < wanted:
+    if data.shape[0] < wanted and start + data.shape[0] < complete:
         raise AudioError(
             f"{path}: truncated: the header declares {declared_frames} frames "
             f"({declared_frames / rate:.3f} s) but the data ends after "

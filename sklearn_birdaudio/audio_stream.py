@@ -25,14 +25,16 @@ from .audio_bounds import (
     _open,
     _too_short,
 )
+from .sound_file_reads import MPEG_FRAME_SAMPLES, length_slack, read_frames
 
 logger = logging.getLogger(__name__)
 
 # soxr's "high quality" preset: the same quality librosa uses by default ("soxr_hq").
 RESAMPLE_QUALITY = "HQ"
 # Blocks read from disk while streaming, in source frames: large enough to amortise the
-# per-call overhead of libsndfile and soxr, small enough to keep memory flat.
-READ_BLOCK_FRAMES = 1 << 16
+# per-call overhead of libsndfile and soxr, small enough to keep memory flat; whole MPEG
+# frames (57 of them), though read_frames decodes MP3 correctly across any boundary.
+READ_BLOCK_FRAMES = 57 * MPEG_FRAME_SAMPLES
 
 
 def _downmix(waveform: np.ndarray) -> np.ndarray:
@@ -72,7 +74,7 @@ def _stream_file(source, block_samples: int, sample_rate: int, mono: bool) -> It
         failure: AudioError | None = None
         while not finished:
             try:
-                data = sound_file.read(READ_BLOCK_FRAMES, dtype="float32", always_2d=True)
+                data = read_frames(sound_file, READ_BLOCK_FRAMES)
             except (soundfile.LibsndfileError, RuntimeError) as error:
                 failure = AudioError(
                     f"{path}: decoding failed after {frames_read / rate:.3f} s of the "
@@ -111,7 +113,7 @@ def _stream_file(source, block_samples: int, sample_rate: int, mono: bool) -> It
                 yield np.ascontiguousarray(rest.T)
         if failure is not None:
             raise failure
-        if frames_read < declared_frames:
+        if frames_read < declared_frames - length_slack(sound_file):
             raise AudioError(
                 f"{path}: truncated: the header declares {declared_frames} frames "
                 f"({declared_frames / rate:.3f} s) but the data ends after {frames_read} frames; "

@@ -29,7 +29,7 @@ LAYERS = {
     0: ["_validation", "_deprecation", "extras", "composition", "spec", "devices", "log_mel",
         "losses", "targets", "modules", "augment", "metrics", "text_cells",
         "spectrogram_inputs"],
-    1: ["audio_bounds", "audio_stream", "audio", "windows", "execution"],
+    1: ["audio_bounds", "sound_file_reads", "audio_stream", "audio", "windows", "execution"],
     2: ["feature_inputs", "feature_batches", "feature_cache", "features", "birdnet_model",
         "embeddings", "inference", "checkpoints", "training"],
     3: ["classifier", "linear", "ensemble", "accelerated"],
