@@ -204,8 +204,9 @@ def _csv_text(rows: pd.DataFrame) -> str:
 
 
 def _raven_text(
-    rows: pd.DataFrame, file_offsets: dict[str, float], frequency_range: tuple[float, float]
+    rows: pd.DataFrame, file_offsets: dict[str, float], bands: dict[str, tuple[float, float]]
 ) -> str:
+    """Raven Pro's selection table; ``bands`` holds each file's Low and High Freq."""
     # Offsets and in-file times are rounded before they are added, so that
     # Begin Time - File Offset is the same decimal for every row of a file and a reader
     # recovers in-file times within the rounding of one number.
@@ -213,15 +214,17 @@ def _raven_text(
     starts = np.round(rows["start_s"].to_numpy(), DECIMALS)
     ends = np.round(rows["end_s"].to_numpy(), DECIMALS)
     n_rows = len(rows)
-    low, high = (str(frequency) for frequency in frequency_range)
+    band_texts = {file: (str(low), str(high)) for file, (low, high) in bands.items()}
+    low_texts = [band_texts[file][0] for file in rows["file"]]
+    high_texts = [band_texts[file][1] for file in rows["file"]]
     fields = {
         "Selection": [str(number) for number in range(1, n_rows + 1)],
         "View": ["Spectrogram 1"] * n_rows,
         "Channel": ["1"] * n_rows,
         "Begin Time (s)": _decimal_text(offsets + starts),
         "End Time (s)": _decimal_text(offsets + ends),
-        "Low Freq (Hz)": [low] * n_rows,
-        "High Freq (Hz)": [high] * n_rows,
+        "Low Freq (Hz)": low_texts,
+        "High Freq (Hz)": high_texts,
         "Species": [tab_cell(label) for label in texts(rows["label"])],
         "Confidence": _decimal_text(rows["confidence"]),
         "Begin Path": [tab_cell(file) for file in texts(rows["file"])],
@@ -245,13 +248,22 @@ def _table_text(
     rows: pd.DataFrame,
     format: str,
     file_offsets: dict[str, float],
-    frequency_range: tuple[float, float],
+    bands: dict[str, tuple[float, float]],
 ) -> str:
+    """The table's text; ``bands`` (Raven's frequencies) maps every file of ``rows``."""
     if format == "csv":
         return _csv_text(rows)
     if format == "raven":
-        return _raven_text(rows, file_offsets, frequency_range)
+        return _raven_text(rows, file_offsets, bands)
     return _audacity_text(rows)
+
+
+def _bands(attrs: dict, files, low_freq, high_freq, format: str) -> dict:
+    """Each file's Raven band (capped at its Nyquist frequency); none for other formats."""
+    _frequency_range(attrs, low_freq, high_freq)  # checked with or without files
+    if format != "raven":
+        return {}
+    return {file: _frequency_range(attrs, low_freq, high_freq, file) for file in files}
 
 
 @deprecate_positional
@@ -271,7 +283,9 @@ def write_detections(
         Columns ``file, start_s, end_s, label, confidence``, as :func:`detect` returns. Its
         ``attrs`` are used when present: ``"durations"`` (seconds per file; the Raven timeline
         takes a file missing from it as long as its last detection's end) and
-        ``"frequency_range"`` (the Raven band; default ``(0.0, 16000.0)``).
+        ``"frequency_range"`` (the Raven band; default ``(0.0, 16000.0)``). Each row's
+        High Freq is at most its own file's Nyquist frequency, read from the file's header,
+        unless ``high_freq`` is given.
     path : str or path-like
         The table to write; missing parent folders are created. It is written atomically.
     format : {"csv", "raven", "audacity"}, default="csv"
@@ -315,7 +329,6 @@ def write_detections(
     format = _checked_format(format)
     rows = check_detections(detections)
     _check_encodable_text(rows)
-    frequency_range = _frequency_range(detections.attrs, low_freq, high_freq)
     files = rows["file"].unique()
     if format == "audacity" and len(files) > 1:
         raise ValueError(
@@ -328,7 +341,8 @@ def write_detections(
     # Each file starts where the files before it end.
     starts_s = list(accumulate(durations.values(), initial=0.0))[:-1]
     file_offsets = dict(zip(durations, starts_s, strict=True))
-    return atomic_write_text(path, _table_text(rows, format, file_offsets, frequency_range))
+    bands = _bands(detections.attrs, durations, low_freq, high_freq, format)
+    return atomic_write_text(path, _table_text(rows, format, file_offsets, bands))
 
 
 @deprecate_positional
@@ -370,8 +384,8 @@ def per_file_texts(
     format = _checked_format(format)
     rows = check_detections(detections)
     _check_encodable_text(rows)
-    frequency_range = _frequency_range(detections.attrs, low_freq, high_freq)
     durations = _file_durations(detections.attrs, rows)
+    bands = _bands(detections.attrs, durations, low_freq, high_freq, format)
     rows_by_file = dict(iter(rows.groupby("file", sort=False)))
     no_rows = rows.iloc[:0]
     return {
@@ -379,9 +393,7 @@ def per_file_texts(
             rows_by_file.get(file, no_rows),
             format,
             {file: 0.0},
-            _frequency_range(detections.attrs, low_freq, high_freq, file)
-            if format == "raven"
-            else frequency_range,
+            bands,
         )
         for file in durations
     }

@@ -32,7 +32,7 @@ from sklearn_birdaudio.plotting import (
     plot_training_curves,
 )
 from sklearn_birdaudio.plotting.spectrograms import _class_colors
-from sklearn_birdaudio.tables import write_detections_per_file
+from sklearn_birdaudio.tables import write_detections, write_detections_per_file
 
 CLASSES = ["species_00", "species_01", "species_02"]
 
@@ -341,6 +341,9 @@ def test_per_file_raven_high_freq_is_at_most_the_nyquist_frequency(tmp_path):
         detections, tmp_path / "given", format="raven", high_freq=14000.0
     )
     assert high_freq(cd).tolist() == [14000.0]
+    # The combined table too: each row's band is its own file's.
+    combined = write_detections(detections, tmp_path / "all.txt", format="raven")
+    assert high_freq(combined).tolist() == [11025.0, 16000.0]
 
 
 # 7. model files get the umask's permissions
