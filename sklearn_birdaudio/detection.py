@@ -24,6 +24,7 @@ import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -429,7 +430,8 @@ def detect(
     model = quiet_model(model)  # one progress bar: detect's
     assemble = _Assembly(names, classes, frequency_range)
     results = {}
-    expected_by_name = dict(zip(names, lengths, strict=True))
+    unscored = dict(zip(names, lengths, strict=True))  # header lengths of files to come
+    scored = 0.0  # seconds of the files done
     with tqdm(
         total=expected or None,  # no header told a length: a count, not "0/0" and an ETA
         desc="detect",
@@ -452,8 +454,9 @@ def detect(
                 logger.warning("skipped %s", result.error)
             results[result.name] = result
             if bar.total is not None:  # the file's scored length replaces its header's
-                scored = result.duration_s or 0.0
-                bar.total = max(bar.total + scored - expected_by_name[result.name], bar.n)
+                unscored.pop(result.name)
+                scored += result.duration_s or 0.0
+                bar.total = max(scored + sum(unscored.values()), bar.n)
             bar.set_postfix(files=f"{len(results)}/{len(names)}")
             if on_file is not None:
                 on_file(assemble([result]))
@@ -493,6 +496,18 @@ class _Assembly:
         )
 
 
+def _advance(bar, seconds: float) -> None:
+    """Move the bar on by ``seconds``, raising its total first if it would pass it.
+
+    Totals come from headers, and an MP3's length there is libsndfile's estimate: the
+    audio scored may pass it before the file's real length replaces it (tqdm's "clamping
+    frac" warning and a negative ETA on the soundscapes).
+    """
+    if bar.total is not None and bar.n + seconds > bar.total:
+        bar.total = bar.n + seconds
+    bar.update(seconds)
+
+
 def _run(
     scorer: FileScorer, model, source_list, names, lengths, n_jobs, client, bar, read_ahead
 ) -> Iterator[FileResult]:
@@ -505,20 +520,20 @@ def _run(
         from .distributed import score_on_cluster
 
         for result in score_on_cluster(client, scorer, model, source_list, names):
-            bar.update(result.duration_s or 0.0)
+            _advance(bar, result.duration_s or 0.0)
             yield result
         return
     n_workers = min(len(source_list), effective_n_jobs(n_jobs))
     if n_workers <= 1:
         ahead = should_read_ahead(read_ahead)
         for source, name in zip(source_list, names, strict=True):
-            yield scorer(model, source, name, progress=bar.update, read_ahead=ahead)
+            yield scorer(model, source, name, progress=partial(_advance, bar), read_ahead=ahead)
         return
     lock = threading.Lock()  # the bar is updated from several threads
 
     def progress(seconds):
         with lock:
-            bar.update(seconds)
+            _advance(bar, seconds)
 
     # Longest first, so that no long file starts last. The threads share the model:
     # predicting does not change it.

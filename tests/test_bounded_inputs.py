@@ -594,3 +594,33 @@ def test_the_progress_bar_ends_at_the_audio_scored_without_clamping(three_files,
             assert bar.n == pytest.approx(0.05 + 4000 / PROBE_RATE)  # the forged file's real audio
         else:
             assert bar.total is None and "0/0" not in text and "detect: 0 s audio [" in text
+
+
+def test_the_progress_bar_never_passes_its_total_when_headers_understate_lengths(
+    three_files, monkeypatch
+):
+    """An MP3's length in its header is an estimate: the audio scored may pass it before
+    the file's real length is known. The total grows instead of tqdm clamping the bar."""
+    import io
+    import warnings as warnings_module
+
+    from tqdm import TqdmWarning
+
+    real = detection._expected_seconds
+    monkeypatch.setattr(
+        detection, "_expected_seconds", lambda *args: real(*args) / 3
+    )  # headers that claim a third of the audio
+    stream, bars, original = io.StringIO(), [], detection.tqdm
+
+    def recording_tqdm(*args, **kwargs):  # redrawn at every update: any clamping shows
+        bars.append(original(*args, **{**kwargs, "file": stream, "mininterval": 0}))
+        return bars[-1]
+
+    monkeypatch.setattr(detection, "tqdm", recording_tqdm)
+    with warnings_module.catch_warnings(record=True) as caught:
+        warnings_module.simplefilter("always")
+        run_detect(probe(), three_files, verbose=1, window_seconds=0.01)
+    assert not [w for w in caught if issubclass(w.category, TqdmWarning)]
+    [bar] = bars
+    assert bar.n == pytest.approx(0.15) and bar.total == pytest.approx(0.15)
+    assert "<-" not in stream.getvalue()  # no negative ETA
