@@ -377,6 +377,42 @@ def test_ctrl_c_is_one_line_and_exit_130(workspace, tmp_path, capsys, monkeypatc
     ]
 
 
+def test_an_interrupted_train_says_no_model_was_saved(workspace, tmp_path, capsys, monkeypatch):
+    root, _ = workspace
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sklearn_birdaudio.AttentionCNNClassifier, "fit", interrupted)
+    out = tmp_path / "m.safetensors"
+    arguments = ["train", str(root / "train"), "--model", "cnn-defaults", "--out", str(out), *TINY]
+    assert main(arguments) == EXIT_INTERRUPTED
+    assert capsys.readouterr().err.splitlines()[-1:] == [
+        "birdaudio train: interrupted; no model was saved"
+    ]
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("code", [EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL])
+def test_the_script_ends_an_interrupted_run_at_once(monkeypatch, code):
+    """Threads still inside torch could abort the interpreter's shutdown (exit 134):
+    after an interrupt the script exits with os._exit, other codes with sys.exit."""
+    import sklearn_birdaudio.cli as cli
+
+    ended = []
+
+    def os_exit(status):  # never returns, as os._exit
+        ended.append(status)
+        raise SystemExit(status)
+
+    monkeypatch.setattr(cli, "main", lambda: code)
+    monkeypatch.setattr(cli.os, "_exit", os_exit)
+    with pytest.raises(SystemExit) as exited:
+        cli.console_main()
+    assert exited.value.code == code
+    assert ended == ([130] if code == EXIT_INTERRUPTED else [])
+
+
 def test_no_colour_codes_when_the_output_is_not_a_terminal(workspace, tmp_path, capsys):
     root, _ = workspace
     # skorch's epoch table colours the best values (green, cyan ...) whatever the output is

@@ -1,7 +1,5 @@
 """``python -m sklearn_birdaudio.cli``: the ``birdaudio`` command without its script."""
 
-import sys
+from . import console_main
 
-from . import main
-
-sys.exit(main())
+console_main()
