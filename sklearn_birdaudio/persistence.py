@@ -13,7 +13,8 @@ allow-list (never imported from a name found in the file), and safetensors holds
 only. ``joblib.load`` and ``pickle.load``, by contrast, run whatever code the file asks
 for: load those only from sources you trust.
 
-This module owns the file: its metadata (format name and version), how it is written and
+This module owns the file: its metadata (format name and version, the date it was saved:
+:func:`model_saved_at`; a distilled model's lineage: :func:`model_lineage`), how it is written and
 recognised (a safetensors header, or a pickle refused unless allowed), and the public
 functions. The description in it is :mod:`~sklearn_birdaudio.model_description`'s (the
 allow-list of classes, :data:`ESTIMATORS`); what each estimator learned,
@@ -25,7 +26,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import warnings
+from datetime import datetime, timezone
 from pathlib import Path
 
 from safetensors import safe_open
@@ -147,6 +150,7 @@ def save_model(model, path: str | os.PathLike) -> Path:
         "format": FORMAT,
         "format_version": str(FORMAT_VERSION),
         "sklearn_birdaudio_version": __version__,
+        "saved_at": datetime.now(timezone.utc).strftime(SAVED_AT_FORMAT),
         "model": json.dumps(description),
     }
     if lineage is not None:
@@ -345,6 +349,28 @@ def _load_safetensors(path: Path):
             raise ValueError(f"{path}: invalid model description ({detail}); {expected}") from None
         lineage = _read_lineage(path, metadata)
     return model, reader.dropped, lineage
+
+
+#: When a model file was written (UTC), as its header records it.
+SAVED_AT_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+_SAVED_AT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
+
+
+def model_saved_at(path: str | os.PathLike) -> str | None:
+    """When :func:`save_model` wrote ``path`` (UTC, ``2026-12-05T06:30:00Z``).
+
+    Returns
+    -------
+    str or None
+        ``None`` for a file that records no date in that form: a joblib file, a model
+        file written before the date was recorded, or one whose header was edited.
+    """
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as handle:
+            text = (handle.metadata() or {}).get("saved_at")
+    except Exception:  # not a safetensors file: nothing recorded
+        return None
+    return text if isinstance(text, str) and _SAVED_AT.fullmatch(text) else None
 
 
 #: Longest text of one lineage entry, and most entries, that a file may hold.

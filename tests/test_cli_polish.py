@@ -1,7 +1,9 @@
 """The ``birdaudio`` command without traps: defaults, refusals, summaries and figures."""
 
+import datetime
 import json
 import os
+import re
 import stat
 import sys
 
@@ -26,6 +28,7 @@ from sklearn_birdaudio.cli import (
     build_parser,
     main,
 )
+from sklearn_birdaudio.persistence import model_saved_at
 from sklearn_birdaudio.plotting import (
     plot_detections,
     plot_precision_recall,
@@ -165,6 +168,9 @@ def test_info_is_a_readable_summary(workspace, capsys):
     assert "Training: 3 epochs; best validation loss" in out and "validation mAP" in out
     assert "24 training examples per epoch" in out  # 30 recordings, 20% held out
     assert "Versions: sklearn-birdaudio" in out
+    assert re.search(
+        r"^Model: .*model\.safetensors \(saved \d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ\)$", out, re.M
+    )
     assert "<function" not in out and " at 0x" not in out
     assert len(out.splitlines()) < 12
 
@@ -183,6 +189,22 @@ def test_info_json_is_the_same_summary(workspace, capsys):
     assert summary["training"]["training_examples_per_epoch"] == 24
     assert summary["network"]["n_weights"] > 0
     assert summary["licence"] is None and summary["not_restored"] == {}
+    saved = datetime.datetime.strptime(summary["saved_at"], "%Y-%m-%dT%H:%M:%SZ")
+    age = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None) - saved
+    assert datetime.timedelta(0) <= age < datetime.timedelta(hours=1)
+
+
+@pytest.mark.parametrize("forged", ["\x1b[2Jsoon", "2026-12-05T06:30:00Z" * 100, "yesterday"])
+def test_a_save_date_not_in_its_form_is_not_shown(workspace, tmp_path, capsys, forged):
+    _, model = workspace
+    with safe_open(str(model), "pt") as handle:
+        metadata = handle.metadata()
+    edited = tmp_path / "edited.safetensors"
+    save_file(load_file(str(model)), str(edited), metadata={**metadata, "saved_at": forged})
+    assert model_saved_at(edited) is None and model_saved_at(model) is not None
+    assert main(["info", str(edited)]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "saved" not in out.splitlines()[0] and "\x1b" not in out
 
 
 def test_info_shows_the_parameters_not_restored(workspace, tmp_path, capsys):

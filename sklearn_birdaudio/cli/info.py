@@ -128,12 +128,14 @@ def _model_summary(model, path: Path, dropped: dict) -> dict:
     import torch
 
     from .. import __version__
+    from ..persistence import model_saved_at
 
     members = estimators_in(model)
     classifier = final_estimator(model)
     steps = [[name, type(step).__name__] for name, step in getattr(model, "steps", [])]
     summary = {
         "model": str(path),
+        "saved_at": model_saved_at(path),
         "kind": type(model).__name__,
         "steps": steps,
         "classes": [str(label) for label in model.classes_],
@@ -173,7 +175,8 @@ def _printable(value) -> str:
 def _print_summary(summary: dict) -> None:
     import textwrap
 
-    print(f"Model: {summary['model']}")
+    saved = f" (saved {summary['saved_at'].replace('T', ' ')})" if summary["saved_at"] else ""
+    print(f"Model: {summary['model']}{saved}")
     steps = " -> ".join(f"{name} ({kind})" for name, kind in summary["steps"])
     print(f"Kind: {summary['kind']}" + (f": {steps}" if steps else ""))
     classes = summary["classes"]
@@ -213,14 +216,17 @@ def _print_summary(summary: dict) -> None:
     )
     training = summary["training"]
     if training:
-        parts = [f"{training['epochs']} epochs"]
+        parts = [f"{training['epochs']} epoch{'s' if training['epochs'] != 1 else ''}"]
         for key, name in (("best_valid_loss", "validation loss"), ("best_valid_mAP", "mAP")):
             if key in training:
                 best = training[key]
                 parts.append(f"best validation {name.split()[-1]} {best['value']:.4f} "
                              f"(epoch {best['epoch']})")  # fmt: skip
         if "training_examples_per_epoch" in training:
-            parts.append(f"{training['training_examples_per_epoch']} training examples per epoch")
+            parts.append(
+                f"{training['training_examples_per_epoch']} training examples per epoch "
+                "(windows of the recordings not held out for validation)"
+            )
         print("Training: " + "; ".join(parts))
     if summary["not_restored"]:
         dropped = [
