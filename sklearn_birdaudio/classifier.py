@@ -569,6 +569,7 @@ class AttentionCNNClassifier(ClassifierMixin, NeuralNet):
         return iterator
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):
+        self._announce_training(X)
         state = getattr(self, "_resume", None)
         if state is None:
             return
@@ -578,6 +579,23 @@ class AttentionCNNClassifier(ClassifierMixin, NeuralNet):
         self.module_.load_state_dict(state["module"])
         self.optimizer_.load_state_dict(state["optimizer"])
         self.history_ = History(state["metadata"]["history"])
+
+    def _announce_training(self, X) -> None:
+        """One line before the first epoch, whose row can take minutes to come."""
+        log = dict(self.callbacks_).get("print_log")
+        if not self.verbose or log is None or X is None:
+            return
+        n_weights = sum(parameter.numel() for parameter in self.module_.parameters())
+        held_out = (
+            f", {self.validation_fraction:.0%} of them held out for validation"
+            if self.validation_fraction
+            else ""
+        )
+        log.sink(
+            f"Training {n_weights:,} weights on {len(X)} recordings{held_out}: up to "
+            f"{self.max_epochs} epochs on {next(self.module_.parameters()).device.type}, a row "
+            "after each."
+        )
 
     def evaluation_step(self, batch, training=False):
         """Forward pass for prediction; without training, under ``torch.inference_mode``."""

@@ -443,6 +443,17 @@ def test_no_colour_codes_when_the_output_is_not_a_terminal(workspace, tmp_path, 
     assert main(arguments) == EXIT_OK
     captured = capsys.readouterr()
     assert "valid_loss" in captured.out  # the epoch table was printed
+    # ... after a line that says what is being trained, printed before the first epoch
+    announced = re.search(
+        r"^Training ([\d,]+) weights on 30 recordings, 20% of them held out for validation: "
+        r"up to (\d+) epochs on cpu, a row after each\.$",
+        captured.out,
+        re.M,
+    )
+    assert announced and captured.out.index("Training") < captured.out.index("valid_loss")
+    assert int(announced[1].replace(",", "")) == sum(
+        p.numel() for p in load_model(out).named_steps["cnn"].module_.parameters()
+    )
     assert "\x1b[" not in captured.out and "\x1b[" not in captured.err
 
 
