@@ -273,6 +273,31 @@ def test_data_errors_name_the_file(no_audio_read, tmp_path, capsys, name, conten
         assert "found ['file', 'label']" in err
 
 
+def test_a_table_of_events_is_refused_as_a_manifest(no_audio_read, tmp_path, capsys):
+    """A soundscape's annotations (path, label, start, end) list each recording once per
+    event: read as a manifest, their times were dropped and recordings repeated."""
+    data = tmp_path / "labels.csv"
+    data.write_text("path,label,start,end\naudio/a.mp3,wren,0,5\naudio/a.mp3,tody,5,10\n")
+    for command in (["train", str(data), "--out", str(tmp_path / "m.st")],
+                    ["train", str(tmp_path), "--out", str(tmp_path / "m.st")]):  # fmt: skip
+        assert main(command) == EXIT_ERROR
+        err = capsys.readouterr().err
+        assert f"{data}: has the time columns ['start', 'end']: a table of events" in err
+
+
+def test_a_recording_on_two_rows_is_refused(dataset, tmp_path, capsys):
+    rows = pd.read_csv(dataset / "labels.csv")
+    repeated = pd.concat([rows, rows.iloc[[0]].assign(label="other")])
+    manifest = dataset / "repeated.csv"  # beside audio/, which its paths are relative to
+    repeated.to_csv(manifest, index=False)
+    try:
+        assert main(["train", str(manifest), "--out", str(tmp_path / "m.st")]) == EXIT_ERROR
+    finally:
+        manifest.unlink()
+    err = capsys.readouterr().err
+    assert "1 recording(s) listed on more than one row" in err and "clip00.wav" in err
+
+
 # -- 5. unreadable recordings -----------------------------------------------------------
 
 

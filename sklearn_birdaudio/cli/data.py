@@ -218,9 +218,10 @@ def load_data(
             f"{data}: no 'path' column (the audio files, relative to the manifest's folder); "
             f"found {columns}."
         )
+    _check_not_events(data, columns)
     label_columns = _label_columns(data, columns)
     _check_split(data, columns, split, split_column, command)
-    return load_manifest(
+    X, Y, classes = load_manifest(
         data,
         label_columns=label_columns,
         split=split,
@@ -228,6 +229,38 @@ def load_data(
         classes=classes,
         as_frame=True,
     )
+    _check_one_row_per_recording(data, X)
+    return X, Y, classes
+
+
+# Columns of a table of events inside recordings (annotations, detections), not of a
+# manifest of recordings: start/end times.
+EVENT_TIME_COLUMNS = ("start", "end", "start_s", "end_s", "begin time (s)", "end time (s)")
+
+
+def _check_not_events(data: Path, columns: list[str]) -> None:
+    times = [column for column in columns if column.lower() in EVENT_TIME_COLUMNS]
+    if times:
+        raise CommandError(
+            f"{data}: has the time columns {times}: a table of events inside recordings "
+            "(e.g. soundscape annotations), not a manifest; expected one row per recording "
+            "with its labels. To score such recordings against their events, run 'birdaudio "
+            "predict' on them."
+        )
+
+
+def _check_one_row_per_recording(data: Path, X: list) -> None:
+    seen, repeated = set(), []
+    for path in X:
+        if path in seen and path not in repeated:
+            repeated.append(path)
+        seen.add(path)
+    if repeated:
+        shown = ", ".join(repeated[:3]) + (", ..." if len(repeated) > 3 else "")
+        raise CommandError(
+            f"{data}: {len(repeated)} recording(s) listed on more than one row ({shown}); "
+            "expected one row per recording, several labels in one cell separated by ';'."
+        )
 
 
 def readable_recordings(X, Y, *, strict: bool, action: str = "train on"):
