@@ -323,7 +323,10 @@ def _load_safetensors(path: Path):
     try:
         handle = safe_open(str(path), framework="pt", device="cpu")
     except Exception as error:  # safetensors raises SafetensorError, OSError, ...
-        raise ValueError(f"{path}: not a model file ({error}); {expected}") from None
+        raise ValueError(
+            f"{path}: not a model file: not in the safetensors format sklearn-birdaudio writes "
+            f"({error}); {expected}"
+        ) from None
     with handle:
         metadata = handle.metadata() or {}
         if metadata.get("format") != FORMAT:

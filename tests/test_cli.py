@@ -207,6 +207,10 @@ def test_plot_draws_the_spectrogram_with_detections(workspace, tmp_path):
     [
         (["info", "{not_audio}"], "not a model file"),
         (["info", "{missing}"], "model file not found"),
+        (["info", "{json}"], "m.json: not a model file: not in the safetensors format"),
+        (["plot", "{field}", "--out", "{tmp}/p.png"], "field: a folder; expected one audio file"),
+        (["plot", "{missing}", "--out", "{tmp}/p.png"], "nope.joblib: not found; expected an"),
+        (["predict", "{model}", "{tmp}", "--out", "{tmp}/t"], "no audio files in it; expected"),
         (["train", "{missing}", "--out", "{tmp}/m.joblib"], "nope.joblib: not found"),
         (["predict", "{model}", "{field}", "--out", "{tmp}/a.txt", "--resume"], "--resume"),
         (["predict", "{model}", "{field}", "--out", "{tmp}/t", "--thresholds", "{th}"], "wren"),
@@ -219,7 +223,9 @@ def test_errors_exit_1_with_a_message(workspace, data_dir, tmp_path, capsys, arg
     values = {
         "not_audio": data_dir / "not_audio.wav", "missing": tmp_path / "nope.joblib",
         "model": model, "field": root / "field", "tmp": tmp_path, "th": thresholds,
+        "json": tmp_path / "m.json",
     }  # fmt: skip
+    values["json"].write_text(json.dumps({"model": "not really"}))
     assert main([argument.format(**values) for argument in arguments]) == EXIT_ERROR
     err = capsys.readouterr().err
     error_lines = [line for line in err.splitlines() if line.startswith("birdaudio ")]

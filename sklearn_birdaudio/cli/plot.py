@@ -21,8 +21,12 @@ def run(args) -> int:
     from ..features import MelSpectrogramTransformer
     from ..plotting import plot_detections
 
+    if args.audio.is_dir():
+        raise CommandError(
+            f"{args.audio}: a folder; expected one audio file (plot draws one recording)."
+        )
     if not args.audio.is_file():
-        raise CommandError(f"{args.audio}: audio file not found.")
+        raise CommandError(f"{args.audio}: not found; expected an audio file.")
     if not (np.isfinite(args.start) and args.start >= 0):
         raise CommandError(f"--start must be a number of seconds >= 0, got {args.start:g}.")
     if not (np.isfinite(args.duration) and args.duration > 0):

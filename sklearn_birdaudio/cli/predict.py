@@ -46,7 +46,13 @@ def run(args) -> int:
         for file in (audio_files(source) if os.path.isdir(source) else [source])
     ]
     if not run_files:
-        raise CommandError(f"no audio files in {[str(path) for path in args.inputs]}.")
+        from ..audio_bounds import TESTED_FORMATS
+
+        raise CommandError(
+            f"{', '.join(map(str, args.inputs))}: no audio files in "
+            f"{'it' if len(args.inputs) == 1 else 'them'}; expected {TESTED_FORMATS} files "
+            "or folders holding some."
+        )
     if not combined:
         _make_tables_folder(args.out)
     options = {
