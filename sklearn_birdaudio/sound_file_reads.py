@@ -14,8 +14,10 @@ with soundfile 0.14, docs/install.md):
   decoding the file in one read (to float rounding), nothing on stderr.
 - A seek into MP3 lands on a frame whose reservoir was never decoded: the samples
   after it were off by up to 0.79 (a low-bitrate file) or 0.06 (a soundscape).
-  :func:`seek_frame` seeks :data:`MPEG_PREROLL_SAMPLES` earlier and the caller discards
-  them: exact samples, with at most a line or two of libmpg123 on stderr per seek.
+  :func:`seek_frame` decodes from the start instead when the offset is at most
+  :data:`MPEG_DECODE_NOT_SEEK_SECONDS` in (exact, and silent), and otherwise seeks
+  :data:`MPEG_PREROLL_SAMPLES` earlier for the caller to discard: exact samples, with at
+  most a line or two of libmpg123 on stderr per seek.
 - libsndfile's frame count of an MP3 is an estimate (libsndfile issue #1001): a file
   libsndfile itself encoded declared 178,825 frames and decoded to 177,984.
   :func:`length_slack` is how far short of its header a complete file may end.
@@ -41,6 +43,11 @@ MPEG_FRAME_SAMPLES = 1152
 #: the files measured; the bit reservoir (up to 511 bytes) can reach further back at
 #: the lowest bitrates, and 8 frames cost a few milliseconds.
 MPEG_PREROLL_SAMPLES = 8 * MPEG_FRAME_SAMPLES
+#: Offsets into MP3 reached by decoding from the start rather than by a seek: 10 minutes
+#: of audio decode in about half a second on one core (a soundscape of ../shared/data).
+MPEG_DECODE_NOT_SEEK_SECONDS = 600.0
+# Frames decoded per read while discarding audio before an offset: memory stays flat.
+_DISCARD_BLOCK = 64 * MPEG_FRAME_SAMPLES
 # The read straight from libsndfile, when this soundfile exposes it (0.10 and later do).
 _READF_FLOAT = getattr(getattr(soundfile, "_snd", None), "sf_readf_float", None)
 _FFI = getattr(soundfile, "_ffi", None)
@@ -71,14 +78,25 @@ def _is_mpeg(sound_file: soundfile.SoundFile) -> bool:
 
 
 def seek_frame(sound_file: soundfile.SoundFile, start: int) -> int:
-    """Seek to ``start`` or, in MP3, :data:`MPEG_PREROLL_SAMPLES` before it.
+    """Seek to ``start``; in MP3, decode up to it or seek :data:`MPEG_PREROLL_SAMPLES` before it.
 
     Returns
     -------
     int
         How many frames to read and discard to reach ``start`` (0 but in MP3).
     """
-    begin = max(0, start - MPEG_PREROLL_SAMPLES) if _is_mpeg(sound_file) else start
+    if not _is_mpeg(sound_file):
+        if start:
+            sound_file.seek(start)
+        return 0
+    if start <= MPEG_DECODE_NOT_SEEK_SECONDS * sound_file.samplerate:
+        while start > 0:  # decoded and dropped a block at a time
+            decoded = read_frames(sound_file, min(start, _DISCARD_BLOCK)).shape[0]
+            if not decoded:
+                break
+            start -= decoded
+        return 0
+    begin = max(0, start - MPEG_PREROLL_SAMPLES)
     if begin:
         sound_file.seek(begin)
     return start - begin

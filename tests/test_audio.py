@@ -9,6 +9,7 @@ from conftest import peak_frequency, tone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from sklearn_birdaudio import sound_file_reads
 from sklearn_birdaudio.audio import AudioError, audio_info, load_audio, stream_audio
 from sklearn_birdaudio.sound_file_reads import read_frames
 
@@ -340,11 +341,29 @@ def test_streaming_an_mp3_gives_the_samples_of_decoding_it_whole(reservoir_mp3, 
     assert "part2_3_length" not in capfd.readouterr().err
 
 
+@pytest.mark.parametrize("decode_up_to_seconds", [600.0, 0.0], ids=["decoded", "seek"])
 @settings(
     max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(start=st.integers(0, 8 * 22050 - 2000))
-def test_an_mp3_read_from_any_offset_gives_the_samples_of_the_whole(reservoir_mp3, start):
+def test_an_mp3_read_from_any_offset_gives_the_samples_of_the_whole(
+    reservoir_mp3, decode_up_to_seconds, start
+):
+    """Offsets within MPEG_DECODE_NOT_SEEK_SECONDS are decoded up to; further ones (all of
+    them here with 0) are reached by a seek and a preroll."""
     path, rate, whole = reservoir_mp3
-    part = load_audio(path, sample_rate=rate, offset_seconds=start / rate, duration_seconds=0.05)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sound_file_reads, "MPEG_DECODE_NOT_SEEK_SECONDS", decode_up_to_seconds)
+        part = load_audio(
+            path, sample_rate=rate, offset_seconds=start / rate, duration_seconds=0.05
+        )
     np.testing.assert_allclose(part, whole[start : start + part.size], atol=1e-6)
+
+
+def test_an_mp3_read_from_an_offset_prints_nothing(reservoir_mp3, capfd):
+    path, rate, whole = reservoir_mp3
+    capfd.readouterr()
+    for start in (12345, 50000, 123457):
+        part = load_audio(path, sample_rate=rate, offset_seconds=start / rate, duration_seconds=1)
+        np.testing.assert_allclose(part, whole[start : start + part.size], atol=1e-6)
+    assert "part2_3_length" not in capfd.readouterr().err
