@@ -365,8 +365,8 @@ def model_saved_at(path: str | os.PathLike) -> str | None:
     Returns
     -------
     str or None
-        ``None`` for a file that records no date in that form: a joblib file, a model
-        file written before the date was recorded, or one whose header was edited.
+        ``None`` for a file that records no date in that form (a joblib file, an older
+        model file, or an edited header).
     """
     try:
         with safe_open(str(path), framework="pt", device="cpu") as handle:
