@@ -13,10 +13,9 @@ allow-list (never imported from a name found in the file), and safetensors holds
 only. ``joblib.load`` and ``pickle.load``, by contrast, run whatever code the file asks
 for: load those only from sources you trust.
 
-This module owns the file: its metadata (format name and version, the date it was saved:
-:func:`model_saved_at`; a distilled model's lineage: :func:`model_lineage`), how it is written and
-recognised (a safetensors header, or a pickle refused unless allowed), and the public
-functions. The description in it is :mod:`~sklearn_birdaudio.model_description`'s (the
+This module owns the file: its metadata (format and version, :func:`model_saved_at`,
+:func:`model_lineage`), how it is written and recognised (a safetensors header, or a
+pickle refused unless allowed), and the public functions. The description in it is :mod:`~sklearn_birdaudio.model_description`'s (the
 allow-list of classes, :data:`ESTIMATORS`); what each estimator learned,
 :mod:`~sklearn_birdaudio.fitted_state`'s; the domain of every parameter a file may set,
 :mod:`~sklearn_birdaudio.restorable`'s.
