@@ -15,10 +15,10 @@ for: load those only from sources you trust.
 
 This module owns the file: its metadata (format and version, :func:`model_saved_at`,
 :func:`model_lineage`), how it is written and recognised (a safetensors header, or a
-pickle refused unless allowed), and the public functions. The description in it is :mod:`~sklearn_birdaudio.model_description`'s (the
-allow-list of classes, :data:`ESTIMATORS`); what each estimator learned,
-:mod:`~sklearn_birdaudio.fitted_state`'s; the domain of every parameter a file may set,
-:mod:`~sklearn_birdaudio.restorable`'s.
+pickle refused unless allowed), and the public functions. The description in it is
+:mod:`~sklearn_birdaudio.model_description`'s (the allow-list :data:`ESTIMATORS`); what
+each estimator learned, :mod:`~sklearn_birdaudio.fitted_state`'s; the domain of every
+parameter a file may set, :mod:`~sklearn_birdaudio.restorable`'s.
 """
 
 from __future__ import annotations
@@ -272,7 +272,7 @@ def load_model(path: str | os.PathLike, *, allow_pickle: bool = False):
     ...     load_model(file.name)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    ValueError: ...: not a model file (...); expected a sklearn-birdaudio model ...
+    ValueError: ...: not a model file: not in the safetensors format ... writes (...); expected ...
     """
     path = Path(path)
     if not path.is_file():

@@ -832,16 +832,19 @@ CASES = [
         "text-as-model", "model", "a text file given as a model",
         "`birdaudio info not_a_model.safetensors`",
         "Exit code 1, stderr: *birdaudio info: error: not_a_model.safetensors: not a model "
-        "file (the reader's reason); expected a sklearn-birdaudio model ...*",
+        "file: not in the safetensors format sklearn-birdaudio writes (the reader's reason); "
+        "expected a sklearn-birdaudio model ...*",
         lambda ctx: birdaudio("info", ctx.files["not_a_model.safetensors"]), CommandFailed,
-        rf"^birdaudio info: error: {PATH}: not a model file", file="not_a_model.safetensors",
+        rf"^birdaudio info: error: {PATH}: not a model file: not in the safetensors format",
+        file="not_a_model.safetensors",
     ),
     Case(
         "empty-model", "model", "an empty model file", "`birdaudio info empty_model.safetensors`",
         "Exit code 1, stderr: *birdaudio info: error: empty_model.safetensors: not a model "
-        "file (...)*",
+        "file: not in the safetensors format sklearn-birdaudio writes (...)*",
         lambda ctx: birdaudio("info", ctx.files["empty_model.safetensors"]), CommandFailed,
-        rf"^birdaudio info: error: {PATH}: not a model file", file="empty_model.safetensors",
+        rf"^birdaudio info: error: {PATH}: not a model file: not in the safetensors format",
+        file="empty_model.safetensors",
     ),
     Case(
         "missing-model", "model", "a missing model file",
