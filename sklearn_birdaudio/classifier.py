@@ -592,7 +592,7 @@ class AttentionCNNClassifier(ClassifierMixin, NeuralNet):
             else ""
         )
         log.sink(
-            f"Training {n_weights:,} weights on {len(X)} recordings{held_out}: up to "
+            f"Training {n_weights:,} weights on {len(X)} clips{held_out}: up to "
             f"{self.max_epochs} epochs on {next(self.module_.parameters()).device.type}, a row "
             "after each."
         )

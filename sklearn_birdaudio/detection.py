@@ -430,7 +430,8 @@ def detect(
     model = quiet_model(model)  # one progress bar: detect's
     assemble = _Assembly(names, classes, frequency_range)
     results = {}
-    unscored = dict(zip(names, lengths, strict=True))  # header lengths of files to come
+    header_seconds = dict(zip(names, lengths, strict=True))
+    unscored = expected  # header seconds of the files to come
     scored = 0.0  # seconds of the files done
     with tqdm(
         total=expected or None,  # no header told a length: a count, not "0/0" and an ETA
@@ -454,9 +455,9 @@ def detect(
                 logger.warning("skipped %s", result.error)
             results[result.name] = result
             if bar.total is not None:  # the file's scored length replaces its header's
-                unscored.pop(result.name)
+                unscored -= header_seconds[result.name]
                 scored += result.duration_s or 0.0
-                bar.total = max(scored + sum(unscored.values()), bar.n)
+                bar.total = max(scored + unscored, bar.n)
             bar.set_postfix(files=f"{len(results)}/{len(names)}")
             if on_file is not None:
                 on_file(assemble([result]))
