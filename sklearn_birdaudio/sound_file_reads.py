@@ -1,6 +1,6 @@
 """Reading frames from an open libsndfile file without corrupting MP3.
 
-Two habits of the stack corrupt MP3 decoding, and this module avoids both
+Three pitfalls of the stack corrupt or refuse MP3, and this module avoids them
 (measured on the 10-min soundscapes of ``../shared/data``, libsndfile 1.2.2 as bundled
 with soundfile 0.14, docs/install.md):
 
@@ -29,6 +29,7 @@ import numpy as np
 import soundfile
 
 __all__ = [
+    "MPEG_DECODE_NOT_SEEK_SECONDS",
     "MPEG_FRAME_SAMPLES",
     "MPEG_PREROLL_SAMPLES",
     "length_slack",
