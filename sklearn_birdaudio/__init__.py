@@ -63,6 +63,7 @@ _EXPORTS = {
     "save_model": "persistence",
     "load_model": "persistence",
     "model_lineage": "persistence",
+    "model_saved_at": "persistence",
     "DroppedParameterWarning": "persistence",
 }
 

@@ -42,7 +42,8 @@ from .model_description import Reader, Writer, supported
 # The allow-list of classes a file may name, kept with the description it is part of.
 from .model_description import ESTIMATORS  # noqa: F401  # isort: skip
 
-__all__ = ["DroppedParameterWarning", "is_model_file", "load_model", "model_lineage", "save_model"]
+__all__ = ["DroppedParameterWarning", "is_model_file", "load_model", "model_lineage",
+           "model_saved_at", "save_model"]  # fmt: skip
 
 FORMAT = "sklearn-birdaudio-model"
 FORMAT_VERSION = 1
@@ -353,8 +354,7 @@ def _load_safetensors(path: Path):
     return model, reader.dropped, lineage
 
 
-#: When a model file was written (UTC), as its header records it.
-SAVED_AT_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+SAVED_AT_FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # the header's save date (UTC)
 _SAVED_AT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
 
 
