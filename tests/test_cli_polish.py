@@ -446,7 +446,7 @@ def test_no_colour_codes_when_the_output_is_not_a_terminal(workspace, tmp_path, 
     # ... after a line that says what is being trained, printed before the first epoch
     announced = re.search(
         r"^Training ([\d,]+) weights on 30 clips, 20% of them held out for validation: "
-        r"up to (\d+) epochs on cpu, a row after each\.$",
+        r"up to (\d+) epochs on (cpu|cuda), a row after each\.$",
         captured.out,
         re.M,
     )
