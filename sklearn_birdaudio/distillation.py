@@ -72,9 +72,9 @@ _STUDENT = {
 def make_student(*, random_state=None, verbose: int = 1, **params) -> Pipeline:
     """The default student: log-mel + the small-data recipe's network on 3-s windows.
 
-    16 filters and stem stride 2 (the recipe's network, which detects at about 13x
-    BirdNET's speed on 2 cores), trained 40 epochs, the recording's score the maximum
-    over its windows.
+    16 filters and stem stride 2 (the recipe's network, which detects at 16.1x
+    BirdNET's speed on 2 cores, docs/benchmarks.md), trained 40 epochs, the recording's
+    score the maximum over its windows.
 
     Parameters
     ----------

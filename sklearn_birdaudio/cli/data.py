@@ -250,11 +250,7 @@ def _check_not_events(data: Path, columns: list[str]) -> None:
 
 
 def _check_one_row_per_recording(data: Path, X: list) -> None:
-    seen, repeated = set(), []
-    for path in X:
-        if path in seen and path not in repeated:
-            repeated.append(path)
-        seen.add(path)
+    repeated = [path for path, rows in Counter(X).items() if rows > 1]
     if repeated:
         shown = ", ".join(repeated[:3]) + (", ..." if len(repeated) > 3 else "")
         raise CommandError(
