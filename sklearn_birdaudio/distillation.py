@@ -20,6 +20,18 @@ one window), on the student's spectrogram frames. The teacher scores each window
 waveform cut at the same times, so a soft label describes exactly what the student sees.
 The labelled recordings are scored by teachers fitted without them (``teacher_cv``
 folds), so the soft labels are not the teacher's memory of its own training data.
+
+Embedding regression
+--------------------
+With ``embedding_weight > 0`` the student also learns what an *embedder* (by default
+BirdNET's, which the default teacher is built on) makes of each window: 1024 values
+instead of the teacher's handful of class scores. The window embeddings are reduced to
+their first :data:`EMBEDDING_COMPONENTS` whitened principal components, squashed into
+(0, 1) by a sigmoid, and appended to the targets as extra outputs of the student's head,
+trained by the same binary cross-entropy (the sigmoid's logit regresses the component),
+weighted so that the embedding targets count ``embedding_weight`` times the class
+targets. After training the extra outputs are cut off the head: the fitted student has
+the classes' outputs only, and runs as any student does.
 """
 
 from __future__ import annotations
@@ -32,7 +44,9 @@ import pickle
 import joblib
 import numpy as np
 import pandas as pd
+import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.decomposition import PCA
 from sklearn.frozen import FrozenEstimator
 from sklearn.model_selection import KFold
 from sklearn.pipeline import Pipeline
@@ -48,12 +62,23 @@ from .spec import Spectrograms, get_audio_spec
 from .targets import encode_targets
 from .training import window_starts
 
-__all__ = ["DistilledClassifier", "birdnet_teacher", "lineage_of", "make_student"]
+__all__ = [
+    "EMBEDDING_COMPONENTS",
+    "DistilledClassifier",
+    "birdnet_teacher",
+    "lineage_of",
+    "make_student",
+]
 
 logger = logging.getLogger(__name__)
 
 #: The licence a student distilled from BirdNET inherits (share-alike).
 BIRDNET_LICENSE = "CC BY-NC-SA 4.0"
+
+#: Whitened principal components of the window embeddings the student regresses.
+EMBEDDING_COMPONENTS = 64
+#: Components whose variance is below this share of the first one's are left out.
+_RELATIVE_VARIANCE_FLOOR = 1e-6
 
 _STUDENT = {
     # the small-data recipe on the teacher's 3-s windows (see make_student)
@@ -202,6 +227,14 @@ class DistilledClassifier(ClassifierMixin, BaseEstimator):
         Unlabelled windows always take the teacher's scores.
     hop_seconds : float, default=1.5
         Seconds between the starts of successive training windows.
+    embedding_weight : float, default=0.0
+        Weight of the regression of the embedder's window embeddings against the class
+        targets' weight of 1 (see the module docstring); 0 regresses nothing.
+    embedder : transformer or None, default=None
+        What gives the window embeddings when ``embedding_weight > 0``: a transformer of
+        waveforms (at the rate of its front end) into ``(n_windows, n_features)``, fitted
+        inside ``fit`` (a clone). ``None`` is BirdNET's embedder (``memory`` shared), for
+        the default teacher only.
     teacher_cv : int or None, default=5
         Folds of out-of-fold teacher scores for the labelled recordings; ``None`` scores
         them with the teacher fitted on all of them. A prefit teacher scores everything.
@@ -230,6 +263,8 @@ class DistilledClassifier(ClassifierMixin, BaseEstimator):
         and the window counts.
     n_windows_ : int
         Training windows, unlabelled ones included.
+    embedder_ : transformer or None
+        The fitted embedder (``embedding_weight > 0``), else ``None``.
 
     Examples
     --------
@@ -245,6 +280,8 @@ class DistilledClassifier(ClassifierMixin, BaseEstimator):
         *,
         soft_weight: float = 0.7,
         hop_seconds: float = 1.5,
+        embedding_weight: float = 0.0,
+        embedder=None,
         teacher_cv: int | None = 5,
         memory=None,
         random_state=None,
@@ -254,6 +291,8 @@ class DistilledClassifier(ClassifierMixin, BaseEstimator):
         self.student = student
         self.soft_weight = soft_weight
         self.hop_seconds = hop_seconds
+        self.embedding_weight = embedding_weight
+        self.embedder = embedder
         self.teacher_cv = teacher_cv
         self.memory = memory
         self.random_state = random_state
@@ -276,7 +315,18 @@ class DistilledClassifier(ClassifierMixin, BaseEstimator):
             self.hop_seconds, "hop_seconds", min_val=0, include_boundaries="neither",
             message=f"hop_seconds must be a positive number, got {self.hop_seconds!r}.",
         )  # fmt: skip
+        check_real(
+            self.embedding_weight, "embedding_weight", min_val=0,
+            message=f"embedding_weight must be a number >= 0, got {self.embedding_weight!r}.",
+        )  # fmt: skip
         check_integer(self.teacher_cv, "teacher_cv", min_val=2, allow_none=True)
+        if self.embedding_weight > 0 and self.embedder is None and self.teacher is not None:
+            raise ValueError(
+                "embedding_weight > 0 with a teacher of your own needs an embedder: a "
+                "transformer of waveforms into window embeddings (embedder=...)."
+            )
+        if self.embedder is not None and not hasattr(self.embedder, "transform"):
+            raise ValueError(f"embedder must be a transformer, got {type(self.embedder).__name__}.")
         if self.student is not None and not (
             isinstance(self.student, Pipeline) and len(self.student.steps) >= 2
         ):
@@ -336,15 +386,19 @@ class DistilledClassifier(ClassifierMixin, BaseEstimator):
         self.teacher_ = teacher.fit(sources, y)
         self._check_teacher(self.teacher_)
         scorers = self._fold_teachers(teacher, sources, y, rng)
-        # the rate the teacher takes waveforms at (every fold's is the full teacher's)
-        fitted = self.teacher_
-        teacher_spec = get_audio_spec(getattr(fitted, "estimator", fitted))  # a frozen one's
-        rate = spec.waveform_rate if teacher_spec is None else teacher_spec.waveform_rate
+        self.embedder_ = self._fit_embedder(sources)
+        rate = _waveform_rate(self.teacher_, spec)
+        if self.embedder_ is not None and classifier.get_params().get("criterion") is not None:
+            raise ValueError(
+                "embedding_weight > 0 trains the student with its default loss; its "
+                "classifier's criterion must be None."
+            )
 
         # the cache key of each teacher, hashed once (not once per recording)
         distinct = {id(each): each for each in [self.teacher_, *scorers]}
         keys = {identity: _fingerprint(each) for identity, each in distinct.items()}
-        windows, targets = [], []
+        embedder_key = None if self.embedder_ is None else _fingerprint(self.embedder_)
+        windows, targets, embeddings = [], [], []
         groups = [(sources, scorers), (extra, [self.teacher_] * len(extra))]
         with tqdm(
             total=len(sources) + len(extra), desc="Distil", unit="input",
@@ -355,13 +409,21 @@ class DistilledClassifier(ClassifierMixin, BaseEstimator):
                     name = _input_name(source, index)
                     spectrogram = np.asarray(front.transform([source]))[0]
                     cut, starts = _cut(spectrogram, window_frames, hop_frames)
-                    soft = self._scores(
-                        fold_teacher, keys[id(fold_teacher)], source, name, starts, spec,
-                        classifier.window_seconds, rate,
+                    seconds = [start * spec.hop_length / spec.sample_rate for start in starts]
+                    window = float(classifier.window_seconds)
+                    soft = self._window_outputs(
+                        fold_teacher.predict_proba, ("teacher", keys[id(fold_teacher)]),
+                        source, name, seconds, window, rate, spec,
                     )  # fmt: skip
                     if part == 0:
                         weight = float(self.soft_weight)
                         soft = weight * soft + (1 - weight) * hard[index]
+                    if self.embedder_ is not None:
+                        embedding = self._window_outputs(
+                            self.embedder_.transform, ("embedder", embedder_key), source,
+                            name, seconds, window, _waveform_rate(self.embedder_, spec), spec,
+                        )  # fmt: skip
+                        embeddings.append(embedding)
                     windows.append(cut)
                     targets.append(soft.astype(np.float32))
                     bar.update()
@@ -369,16 +431,106 @@ class DistilledClassifier(ClassifierMixin, BaseEstimator):
         targets = pd.DataFrame(np.concatenate(targets), columns=self.classes_)
         self.n_windows_ = len(windows)
         classifier.set_params(soft_targets=True)
-        classifier.fit(windows, targets)
+        if self.embedder_ is None:
+            classifier.fit(windows, targets)
+        else:
+            self._fit_with_embeddings(classifier, windows, targets, np.concatenate(embeddings))
         self.student_ = student
         self.lineage_ = {
             **lineage_of(self.teacher_),
             "soft_weight": float(self.soft_weight),
+            "embedding_weight": float(self.embedding_weight),
             "windows": f"{self.n_windows_} windows of {classifier.window_seconds:g} s every "
             f"{float(self.hop_seconds):g} s, from {len(sources)} labelled and {len(extra)} "
             "unlabelled recordings",
         }
         return self
+
+    def _fit_embedder(self, sources: list):
+        """The fitted embedder of the window embeddings, or ``None`` without regression."""
+        if not self.embedding_weight > 0:
+            return None
+        if self.embedder is None:
+            from .embeddings import BirdNETEmbedder
+
+            embedder = BirdNETEmbedder(pooling="max", memory=self.memory, verbose=0)
+        else:
+            embedder = clone(self.embedder)
+        return embedder.fit(sources[:1])
+
+    def _fit_with_embeddings(self, classifier, windows, targets: pd.DataFrame, embeddings):
+        """Train ``classifier`` on the class targets and the embeddings' components.
+
+        The components become extra outputs of the head during training (their targets
+        appended to the class targets, their loss weighted per column), and are cut off
+        it afterwards (:func:`_keep_class_outputs`).
+        """
+        from .modules import AttentionCNN
+
+        module = classifier.module
+        if not (isinstance(module, type) and issubclass(module, AttentionCNN)):
+            raise ValueError(
+                "embedding_weight > 0 needs the student's network to be an AttentionCNN "
+                f"(its head learns the embeddings), got {module!r}."
+            )
+        embeddings = np.asarray(embeddings, dtype=np.float64).reshape(len(windows), -1)
+        if not np.isfinite(embeddings).all():
+            raise ValueError("The embedder gave non-finite window embeddings.")
+        n_components = min(EMBEDDING_COMPONENTS, len(embeddings) - 1, embeddings.shape[1])
+        if n_components < 1:
+            raise ValueError("Embedding regression needs at least two training windows.")
+        pca = PCA(n_components, whiten=True, random_state=0)
+        components = pca.fit_transform(embeddings)
+        # whitening a direction without variance would make its round-off noise a target
+        variances = pca.explained_variance_
+        components = components[:, variances > _RELATIVE_VARIANCE_FLOOR * variances[0]]
+        n_components = components.shape[1]
+        squashed = 1.0 / (1.0 + np.exp(-np.clip(components, -30, 30)))
+        names = [f"embedding component {i}" for i in range(n_components)]
+        extended = pd.concat(
+            [targets, pd.DataFrame(squashed.astype(np.float32), columns=names)], axis=1
+        )
+        n_classes = targets.shape[1]
+        # mean over every column = (class mean + embedding_weight * component mean) * const
+        share = self.embedding_weight * n_classes / n_components
+        per_column = np.r_[np.ones(n_classes), np.full(n_components, share)]
+        per_column *= (n_classes + n_components) / n_classes / (1 + self.embedding_weight)
+        from .losses import MaskedBCEWithLogitsLoss
+
+        classifier.set_params(
+            criterion=MaskedBCEWithLogitsLoss,
+            criterion__weight=torch.as_tensor(per_column, dtype=torch.float32),
+        )
+        try:
+            classifier.fit(windows, extended)
+        finally:  # the student's own loss again (the weights fit only the longer head)
+            del classifier.criterion__weight
+            classifier._params_to_validate.discard("criterion__weight")
+            classifier.criterion = None
+        _keep_class_outputs(classifier, n_classes)
+
+    def _window_outputs(self, method, tag, source, name, seconds, window, rate, spec):
+        """``method`` of one input's windows as waveforms at ``rate``: ``(n_windows, n)``.
+
+        Cached in ``memory`` under ``tag`` (what computes, and the hash of it fitted), the
+        input and the windows.
+        """
+
+        def compute():
+            source_rate = None if _is_path(source) else spec.waveform_rate
+            waveform = load_audio(source, sample_rate=rate, source_rate=source_rate)
+            length = int(round(window * rate))
+            cuts = [waveform[int(round(t * rate)) :][:length] for t in seconds]
+            return np.asarray(method(cuts), dtype=np.float64).reshape(len(cuts), -1)
+
+        key = _file_key(source) if _is_path(source) else joblib.hash(np.asarray(source))
+        if key is None:  # unreadable: loading names the file
+            return compute()
+        settings = (*tag, tuple(seconds), window, rate)
+        cached = check_memory(self.memory).cache(_cached_windows, ignore=["compute"])
+        outputs = cached(settings, key, compute=compute)
+        logger.debug("%s outputs of %s: %d windows", tag[0], name, len(outputs))
+        return outputs
 
     def _check_teacher(self, teacher, fold: str = "") -> None:
         """The teacher must score y's classes, by name or (an indicator matrix) by column."""
@@ -414,28 +566,6 @@ class DistilledClassifier(ClassifierMixin, BaseEstimator):
                 scorers[i] = fold_teacher
         return scorers
 
-    def _scores(self, teacher, teacher_key, source, name, starts, spec, window, rate):
-        """The teacher's ``(n_windows, n_classes)`` scores of one input's windows (cached),
-        from waveforms at ``rate``."""
-        seconds = [start * spec.hop_length / spec.sample_rate for start in starts]
-        window = float(window)
-
-        def compute():
-            source_rate = None if _is_path(source) else spec.waveform_rate
-            waveform = load_audio(source, sample_rate=rate, source_rate=source_rate)
-            length = int(round(window * rate))
-            cuts = [waveform[int(round(t * rate)) :][:length] for t in seconds]
-            return np.asarray(teacher.predict_proba(cuts), dtype=np.float64)
-
-        key = _file_key(source) if _is_path(source) else joblib.hash(np.asarray(source))
-        if key is None:  # unreadable: loading names the file
-            return compute()
-        settings = ("teacher", teacher_key, tuple(seconds), window, rate)
-        cached = check_memory(self.memory).cache(_cached_windows, ignore=["compute"])
-        scores = cached(settings, key, compute=compute)
-        logger.debug("Teacher scores of %s: %d windows", name, len(scores))
-        return scores
-
     # -- predict --------------------------------------------------------------------------
     def predict_proba(self, X) -> np.ndarray:
         """The student's probability of each class, ``(n_samples, n_classes)``."""
@@ -454,6 +584,31 @@ class DistilledClassifier(ClassifierMixin, BaseEstimator):
         """What predicts: the fitted student, a pipeline without the teacher."""
         check_is_fitted(self, "student_")
         return self.student_
+
+
+def _waveform_rate(estimator, spec) -> int:
+    """The rate ``estimator`` (a frozen one's own) takes waveforms at; else ``spec``'s."""
+    own = get_audio_spec(getattr(estimator, "estimator", estimator))
+    return spec.waveform_rate if own is None else own.waveform_rate
+
+
+def _keep_class_outputs(classifier, n_classes: int) -> None:
+    """Cut the head of a fitted classifier's network to its first ``n_classes`` outputs.
+
+    The head's parameters keep their identity (the optimizer and its learning-rate
+    schedule still hold them); their data and the optimizer's state of them lose the
+    rows of the other outputs, so that more training (``partial_fit``) goes on as usual.
+    """
+    head = classifier.module_.head
+    for parameter in (head.weight, head.bias):
+        parameter.data = parameter.data[:n_classes].clone()
+        state = classifier.optimizer_.state.get(parameter, {})
+        for name, value in state.items():
+            if torch.is_tensor(value) and value.ndim and len(value) > n_classes:
+                state[name] = value[:n_classes].clone()
+    head.out_features = n_classes
+    classifier.classes_ = classifier.classes_[:n_classes]
+    classifier.initialize_criterion()  # the default loss, without the column weights
 
 
 def _fingerprint(teacher) -> str:

@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import textwrap
+from types import SimpleNamespace
 
 import joblib
 import numpy as np
@@ -16,6 +17,7 @@ import soundfile
 from safetensors import safe_open
 from safetensors.numpy import save_file
 from sklearn.base import clone
+from sklearn.decomposition import PCA
 from sklearn.frozen import FrozenEstimator
 from sklearn.model_selection import GridSearchCV, KFold, cross_val_score
 from sklearn.pipeline import Pipeline
@@ -195,6 +197,9 @@ def test_a_teacher_of_other_classes_is_refused(birdsong):
         ({"teacher_cv": 1}, "teacher_cv"),
         ({"student": AttentionCNNClassifier()}, "student must be a Pipeline"),
         ({"teacher": StandardScaler()}, "teacher must be a classifier"),
+        ({"embedding_weight": -1}, "embedding_weight must be a number >= 0"),
+        ({"embedding_weight": 1.0}, "with a teacher of your own needs an embedder"),
+        ({"embedding_weight": 1.0, "embedder": small_teacher()[-1]}, "must be a transformer"),
     ],
 )
 def test_bad_parameters_are_refused_before_any_work(birdsong, params, message, monkeypatch):
@@ -202,6 +207,79 @@ def test_bad_parameters_are_refused_before_any_work(birdsong, params, message, m
     X, Y, _ = birdsong
     with pytest.raises(ValueError, match=message):
         distiller(**params).fit(X[:4], Y[:4])
+
+
+# -- embedding regression ----------------------------------------------------------------
+
+
+def band_embedder():
+    """Waveforms to log-mel band statistics: a deterministic stand-in for BirdNET's embeddings."""
+    return Pipeline([("mel", mel()), ("stats", FunctionTransformer(band_statistics))])
+
+
+def test_the_student_also_regresses_the_embedders_window_components(birdsong, monkeypatch):
+    X, Y, _ = birdsong
+    seen = {}
+    fit = AttentionCNNClassifier.fit
+
+    def spy(self, X, y):
+        seen["targets"] = pd.DataFrame(y).copy()
+        seen["weight"] = self.get_params()["criterion__weight"].numpy().copy()
+        fit(self, X, y)
+        head = self.module_.head
+        seen["head"] = [head.weight.detach().clone(), head.bias.detach().clone()]
+        return self
+
+    monkeypatch.setattr(AttentionCNNClassifier, "fit", spy)
+    model = distiller(embedding_weight=2.0, embedder=band_embedder()).fit(X[:8], Y[:8])
+    n_classes = 3
+    targets = seen["targets"]
+    as_scorer = SimpleNamespace(predict_proba=model.embedder_.transform)
+    embeddings = np.concatenate([expected_windows(x, as_scorer)[1] for x in X[:8]])
+    # 16 band means and 16 deviations of 32 windows: at most 31 directions vary
+    assert embeddings.shape == (32, 32) and len(targets) == 32
+    pca = PCA(31, whiten=True, random_state=0).fit(embeddings)
+    varying = pca.explained_variance_ > 1e-6 * pca.explained_variance_[0]
+    components = pca.transform(embeddings)[:, varying]
+    assert 20 <= components.shape[1] <= 31 and targets.shape[1] == n_classes + components.shape[1]
+    np.testing.assert_allclose(
+        targets.iloc[:, n_classes:], 1 / (1 + np.exp(-components)), rtol=1e-4, atol=1e-5
+    )
+    # the component columns count embedding_weight times the class columns, in all
+    weight = seen["weight"]
+    assert weight[n_classes:].sum() == pytest.approx(2.0 * weight[:n_classes].sum())
+    # afterwards the student has the classes' outputs only: the head's first rows
+    cnn = model.student_.named_steps["cnn"]
+    assert list(cnn.classes_) == list(model.classes_) and cnn.criterion is None
+    np.testing.assert_array_equal(cnn.module_.head.weight.detach(), seen["head"][0][:n_classes])
+    np.testing.assert_array_equal(cnn.module_.head.bias.detach(), seen["head"][1][:n_classes])
+    assert model.predict_proba(X[8:12]).shape == (4, n_classes)
+    assert "criterion__weight" not in cnn.get_params()
+
+
+def test_a_student_that_regressed_embeddings_saves_and_trains_on_as_any(birdsong, tmp_path):
+    X, Y, _ = birdsong
+    model = distiller(embedding_weight=1.0, embedder=band_embedder()).fit(X[:8], Y[:8])
+    loaded = load_model(save_model(model, tmp_path / "student.safetensors"))
+    np.testing.assert_array_equal(loaded.predict_proba(X[8:]), model.predict_proba(X[8:]))
+    assert model.lineage_["embedding_weight"] == 1.0
+    cnn = model.student_.named_steps["cnn"]
+    before = cnn.predict_proba(model.student_[:-1].transform(X[8:12]))
+    cnn.partial_fit(model.student_[:-1].transform(X[:4]), Y[:4])  # the optimizer was cut too
+    assert not np.allclose(cnn.predict_proba(model.student_[:-1].transform(X[8:12])), before)
+
+
+def test_embeddings_are_cached_with_the_teachers_scores(birdsong, tmp_path, monkeypatch):
+    X, Y, _ = birdsong
+    reads = count_teacher_reads(monkeypatch)
+    make = lambda: distiller(  # noqa: E731
+        embedding_weight=1.0, embedder=band_embedder(), memory=tmp_path
+    )
+    make().fit(X[:4], Y[:4])
+    assert len(reads) == 8  # every recording: once for the teacher, once for the embedder
+    reads.clear()
+    make().fit(X[:4], Y[:4])
+    assert reads == []
 
 
 # -- the cache ---------------------------------------------------------------------------
