@@ -3,7 +3,7 @@
 Usage (from the repository root, after ``make install``)::
 
     .venv/bin/python benchmarks/distill.py [--validation] [--set student__cnn__max_epochs=30]
-        [--unlabelled] [--ablation] [--save outputs/distilled.safetensors]
+        [--unlabelled] [--ablation] [--teacher] [--save outputs/distilled.safetensors]
         [--docs docs/benchmarks.md]
 
 Fits :class:`~sklearn_birdaudio.DistilledClassifier` (the default teacher,
@@ -20,6 +20,9 @@ cached in ``--cache``; the first run fills it, ``--cold`` empties the teacher's 
 - ``--cv`` runs a 5-fold cross-validation over all 296 recordings instead (stratified by
   primary label, seed 0, as ``embeddings.py``): the lower-variance figure, mean and
   standard deviation over folds.
+- ``--teacher`` adds two rows: the fitted teacher's scores of the student's windows, max
+  over them (what a student that matched its teacher on every window would score: the
+  ceiling of imitation), and the teacher on whole recordings (as ``embeddings.py``).
 - ``--unlabelled`` also gives the soundscapes of ``../shared/data/soundscapes`` to the
   teacher as unlabelled audio (they are not in the xeno-canto split).
 - ``--save`` writes the student with :func:`save_model` (what ``speed.py --distilled``
@@ -60,11 +63,24 @@ ABLATION = {
     "student 32 filters": {**BASE, "student__cnn__module__base_filters": 32},
     "windows every 3 s (half the crops)": {**BASE, "hop_seconds": 3.0},
     "40 epochs (the default now)": {"student__cnn__max_epochs": 40},
+    "40 epochs, plus embedding regression (embedding_weight=1)": {
+        "student__cnn__max_epochs": 40,
+        "embedding_weight": 1.0,
+    },
 }
 
 
-def fit_and_score(params: dict, X_fit, Y_fit, X_score, Y_score, primary, cache, unlabelled):
-    """Fit one DistilledClassifier; its scores with max and with mean over windows."""
+#: Rows of the teacher (``--teacher``): its scores of the student's windows, max over them
+#: (what a student that matched it on every window would score), and of whole recordings.
+TEACHER_WINDOWS = "its teacher on the student's windows, max over them"
+TEACHER_RECORDINGS = "its teacher on whole recordings"
+
+
+def fit_and_score(
+    params: dict, X_fit, Y_fit, X_score, Y_score, primary, cache, unlabelled, teacher_rows=False
+):
+    """Fit one DistilledClassifier; its scores with max and with mean over windows (and,
+    with ``teacher_rows``, its teacher's: :data:`TEACHER_WINDOWS`, :data:`TEACHER_RECORDINGS`)."""
     model = DistilledClassifier(student=make_student(), memory=cache, random_state=0, verbose=1)
     model.set_params(**params)
     start = time.perf_counter()
@@ -81,6 +97,15 @@ def fit_and_score(params: dict, X_fit, Y_fit, X_score, Y_score, primary, cache, 
             bootstrap_interval(targets, probabilities),
         )
     model.student_.set_params(cnn__aggregation=configured)  # as fitted, for --save
+    if teacher_rows:  # what the student is taught, and what its teacher does on its own
+        for label, probabilities in (
+            (TEACHER_WINDOWS, model.teacher_proba(X_score)),
+            (TEACHER_RECORDINGS, model.teacher_.predict_proba(X_score)),
+        ):
+            results[label] = (
+                scores_of(targets, primary, probabilities),
+                bootstrap_interval(targets, probabilities),
+            )
     return model, results, fit_seconds
 
 
@@ -136,6 +161,10 @@ def main() -> None:
     parser.add_argument("--unlabelled", action="store_true", help="the soundscapes, unlabelled")
     parser.add_argument("--cv", action="store_true", help="5-fold CV over all 296 recordings")
     parser.add_argument(
+        "--teacher", action="store_true",
+        help="also score the teacher: on the student's windows (max) and on whole recordings",
+    )  # fmt: skip
+    parser.add_argument(
         "--rows", type=lambda text: [int(i) for i in text.split(",")],
         help="with --ablation: only these rows of ABLATION (0-based, comma-separated)",
     )  # fmt: skip
@@ -174,10 +203,11 @@ def main() -> None:
     for name, params in runs.items():
         model, results, seconds = fit_and_score(
             {**params, **dict(args.set)}, X_train, Y_train, X_test, Y_test, primary,
-            args.cache, unlabelled,
+            args.cache, unlabelled, teacher_rows=args.teacher,
         )  # fmt: skip
         for aggregation, (scores, interval) in results.items():
-            label = f"{name}, {aggregation} over windows"
+            teacher = aggregation in (TEACHER_WINDOWS, TEACHER_RECORDINGS)
+            label = f"{name}: {aggregation}" if teacher else f"{name}, {aggregation} over windows"
             rows.append(row(label, scores, interval, seconds, model.n_windows_))
             print(rows[-1], flush=True)
     if args.save:

@@ -407,9 +407,7 @@ class DistilledClassifier(ClassifierMixin, BaseEstimator):
             for part, (inputs, teachers) in enumerate(groups):
                 for index, (source, fold_teacher) in enumerate(zip(inputs, teachers, strict=True)):
                     name = _input_name(source, index)
-                    spectrogram = np.asarray(front.transform([source]))[0]
-                    cut, starts = _cut(spectrogram, window_frames, hop_frames)
-                    seconds = [start * spec.hop_length / spec.sample_rate for start in starts]
+                    cut, seconds = _windows_of(front, source, window_frames, hop_frames)
                     window = float(classifier.window_seconds)
                     soft = self._window_outputs(
                         fold_teacher.predict_proba, ("teacher", keys[id(fold_teacher)]),
@@ -580,6 +578,43 @@ class DistilledClassifier(ClassifierMixin, BaseEstimator):
             return (probabilities >= threshold).astype(np.int64)
         return self.classes_[probabilities.argmax(axis=1)]
 
+    def teacher_proba(self, X) -> np.ndarray:
+        """What a student that matched its teacher on every window would predict.
+
+        The fitted teacher (``teacher_``) scores the windows the student scores (its
+        classifier's ``window_seconds``, every ``window_seconds - overlap_seconds``), and
+        each input's window scores are aggregated as the student aggregates them. Scored
+        against labels, this is the accuracy the student is taught to reach: the gap to
+        the student's own is what imitation loses; the gap to the teacher's
+        ``predict_proba`` is what scoring windows, not whole recordings, loses.
+
+        Parameters
+        ----------
+        X : list of paths and/or waveforms
+            Recordings of any length (waveforms at the student's front end's rate).
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+        """
+        check_is_fitted(self, "student_")
+        sources = _as_sources(X)
+        front, classifier = self.student_[:-1], self.student_.steps[-1][1]
+        spec = get_audio_spec(front)
+        window = float(classifier.window_seconds)
+        hop = spec.hop_frames(window - float(classifier.overlap_seconds))
+        key = ("teacher", _fingerprint(self.teacher_))
+        aggregate = np.max if classifier.aggregation == "max" else np.mean
+        rows = []
+        for index, source in enumerate(sources):
+            _, seconds = _windows_of(front, source, spec.frames(window), max(hop, 1))
+            scores = self._window_outputs(
+                self.teacher_.predict_proba, key, source, _input_name(source, index), seconds,
+                window, _waveform_rate(self.teacher_, spec), spec,
+            )  # fmt: skip
+            rows.append(aggregate(scores, axis=0))
+        return np.stack(rows)
+
     def deployed_model(self):
         """What predicts: the fitted student, a pipeline without the teacher."""
         check_is_fitted(self, "student_")
@@ -617,6 +652,13 @@ def _fingerprint(teacher) -> str:
         return joblib.hash(teacher)
     except (RuntimeError, TypeError):  # torch tensors in dicts defeat joblib's sorting
         return hashlib.sha256(pickle.dumps(teacher)).hexdigest()
+
+
+def _windows_of(front, source, window_frames: int, hop_frames: int):
+    """One input's spectrogram windows (see :func:`_cut`) and their starts in seconds."""
+    spec = get_audio_spec(front)
+    cut, starts = _cut(np.asarray(front.transform([source]))[0], window_frames, hop_frames)
+    return cut, [start * spec.hop_length / spec.sample_rate for start in starts]
 
 
 def _cut(spectrogram: np.ndarray, window_frames: int, hop_frames: int):

@@ -209,6 +209,20 @@ def test_bad_parameters_are_refused_before_any_work(birdsong, params, message, m
         distiller(**params).fit(X[:4], Y[:4])
 
 
+@pytest.mark.parametrize("aggregation", ["max", "mean"])
+def test_teacher_proba_aggregates_the_teachers_scores_of_the_students_windows(
+    birdsong, aggregation
+):
+    X, Y, _ = birdsong
+    model = distiller(student=small_student(aggregation=aggregation)).fit(X[:8], Y[:8])
+    expected = [
+        getattr(np, aggregation)(expected_windows(x, model.teacher_)[1], axis=0) for x in X[8:11]
+    ]
+    np.testing.assert_allclose(model.teacher_proba(X[8:11]), np.stack(expected), rtol=1e-6)
+    # a recording the teacher saw whole scores otherwise than its windows do
+    assert not np.allclose(model.teacher_proba(X[8:11]), model.teacher_.predict_proba(X[8:11]))
+
+
 # -- embedding regression ----------------------------------------------------------------
 
 
