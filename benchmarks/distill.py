@@ -63,6 +63,10 @@ ABLATION = {
     "student 32 filters": {**BASE, "student__cnn__module__base_filters": 32},
     "windows every 3 s (half the crops)": {**BASE, "hop_seconds": 3.0},
     "40 epochs (the default now)": {"student__cnn__max_epochs": 40},
+    "40 epochs, localised labels (localise_labels=True)": {
+        "student__cnn__max_epochs": 40,
+        "localise_labels": True,
+    },
     "40 epochs, plus embedding regression (embedding_weight=1)": {
         "student__cnn__max_epochs": 40,
         "embedding_weight": 1.0,

@@ -58,6 +58,8 @@ from ._validation import check_integer, check_memory, check_real
 from .audio import load_audio
 from .feature_cache import _cached_windows, _file_key
 from .feature_inputs import _as_sources, _input_name, _is_path
+from .losses import MaskedBCEWithLogitsLoss
+from .modules import AttentionCNN
 from .spec import Spectrograms, get_audio_spec
 from .targets import encode_targets
 from .training import window_starts
@@ -79,6 +81,9 @@ BIRDNET_LICENSE = "CC BY-NC-SA 4.0"
 EMBEDDING_COMPONENTS = 64
 #: Components whose variance is below this share of the first one's are left out.
 _RELATIVE_VARIANCE_FLOOR = 1e-6
+#: ``localise_labels``: a labelled species' best window score is raised to at least this
+#: before the scores are divided by it (a teacher that never hears it does not blow up).
+_SMALLEST_BEST_SCORE = 1e-3
 
 _STUDENT = {
     # the small-data recipe on the teacher's 3-s windows (see make_student)
@@ -227,6 +232,11 @@ class DistilledClassifier(ClassifierMixin, BaseEstimator):
         Unlabelled windows always take the teacher's scores.
     hop_seconds : float, default=1.5
         Seconds between the starts of successive training windows.
+    localise_labels : bool, default=False
+        For each labelled recording, divide the teacher's window scores of each species
+        of its labels by their highest over the recording's windows: the label says that
+        the species sings, the teacher where (its best window gets 1). Other species keep
+        the teacher's scores. Then mixed with the labels by ``soft_weight``.
     embedding_weight : float, default=0.0
         Weight of the regression of the embedder's window embeddings against the class
         targets' weight of 1 (see the module docstring); 0 regresses nothing.
@@ -280,6 +290,7 @@ class DistilledClassifier(ClassifierMixin, BaseEstimator):
         *,
         soft_weight: float = 0.7,
         hop_seconds: float = 1.5,
+        localise_labels: bool = False,
         embedding_weight: float = 0.0,
         embedder=None,
         teacher_cv: int | None = 5,
@@ -291,6 +302,7 @@ class DistilledClassifier(ClassifierMixin, BaseEstimator):
         self.student = student
         self.soft_weight = soft_weight
         self.hop_seconds = hop_seconds
+        self.localise_labels = localise_labels
         self.embedding_weight = embedding_weight
         self.embedder = embedder
         self.teacher_cv = teacher_cv
@@ -414,8 +426,7 @@ class DistilledClassifier(ClassifierMixin, BaseEstimator):
                         source, name, seconds, window, rate, spec,
                     )  # fmt: skip
                     if part == 0:
-                        weight = float(self.soft_weight)
-                        soft = weight * soft + (1 - weight) * hard[index]
+                        soft = self._labelled_targets(soft, hard[index])
                     if self.embedder_ is not None:
                         embedding = self._window_outputs(
                             self.embedder_.transform, ("embedder", embedder_key), source,
@@ -437,12 +448,21 @@ class DistilledClassifier(ClassifierMixin, BaseEstimator):
         self.lineage_ = {
             **lineage_of(self.teacher_),
             "soft_weight": float(self.soft_weight),
+            "localise_labels": int(bool(self.localise_labels)),
             "embedding_weight": float(self.embedding_weight),
             "windows": f"{self.n_windows_} windows of {classifier.window_seconds:g} s every "
             f"{float(self.hop_seconds):g} s, from {len(sources)} labelled and {len(extra)} "
             "unlabelled recordings",
         }
         return self
+
+    def _labelled_targets(self, scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        """The targets of one labelled recording's windows, from the teacher's ``scores``."""
+        if self.localise_labels:  # the label says that a species sings; the teacher, where
+            best = np.maximum(scores.max(axis=0), _SMALLEST_BEST_SCORE)
+            scores = np.where(labels > 0, scores / best, scores)
+        weight = float(self.soft_weight)
+        return weight * scores + (1 - weight) * labels
 
     def _fit_embedder(self, sources: list):
         """The fitted embedder of the window embeddings, or ``None`` without regression."""
@@ -463,8 +483,6 @@ class DistilledClassifier(ClassifierMixin, BaseEstimator):
         appended to the class targets, their loss weighted per column), and are cut off
         it afterwards (:func:`_keep_class_outputs`).
         """
-        from .modules import AttentionCNN
-
         module = classifier.module
         if not (isinstance(module, type) and issubclass(module, AttentionCNN)):
             raise ValueError(
@@ -493,8 +511,6 @@ class DistilledClassifier(ClassifierMixin, BaseEstimator):
         share = self.embedding_weight * n_classes / n_components
         per_column = np.r_[np.ones(n_classes), np.full(n_components, share)]
         per_column *= (n_classes + n_components) / n_classes / (1 + self.embedding_weight)
-        from .losses import MaskedBCEWithLogitsLoss
-
         classifier.set_params(
             criterion=MaskedBCEWithLogitsLoss,
             criterion__weight=torch.as_tensor(per_column, dtype=torch.float32),

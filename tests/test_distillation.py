@@ -141,6 +141,26 @@ def test_the_student_learns_each_windows_teacher_scores_mixed_with_the_labels(
     assert model.student_.named_steps["cnn"].soft_targets  # fractional targets accepted
 
 
+def test_localised_labels_scale_each_labelled_species_to_its_best_window(birdsong, student_fits):
+    X, Y, _ = birdsong
+    model = distiller(soft_weight=0.6, localise_labels=True).fit(X[:6], Y[:6], unlabelled=X[6:7])
+    _, targets = student_fits[0]
+    row = 0
+    for index in range(7):
+        _, scores = expected_windows(X[index], model.teacher_)
+        got = targets.iloc[row : row + len(scores)].to_numpy()
+        row += len(scores)
+        if index == 6:  # unlabelled: the teacher's scores as they are
+            np.testing.assert_allclose(got, scores, rtol=1e-6, atol=1e-7)
+            continue
+        labels = Y.iloc[index].to_numpy()
+        localised = np.where(labels > 0, scores / scores.max(axis=0), scores)
+        np.testing.assert_allclose(got, 0.6 * localised + 0.4 * labels, rtol=1e-5, atol=1e-7)
+        # a species of the labels: its best window is a full positive, the others in between
+        assert got[:, labels > 0].max(axis=0) == pytest.approx(1.0)
+    assert model.lineage_["localise_labels"] == 1
+
+
 def test_soft_weight_zero_trains_on_the_recordings_labels_only(birdsong, student_fits):
     X, Y, _ = birdsong
     model = distiller(soft_weight=0.0).fit(X[:6], Y[:6])
