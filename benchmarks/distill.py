@@ -12,7 +12,7 @@ Fits :class:`~sklearn_birdaudio.DistilledClassifier` (the default teacher,
 the 225 ``train`` recordings of ``../shared/data/xc-puerto-rico`` and scores the 71
 ``test`` recordings once, with the same scores and 95 % bootstrap interval as
 ``accuracy.py``. The fit's wall time includes the teacher's (BirdNET's embeddings are
-cached in ``--cache``; the first run fills it, ``--cold`` empties the teacher's part).
+cached in ``--cache``; the first run fills it: an empty folder gives a cold fit).
 
 - ``--validation`` tunes without touching ``test``: fit on 80 % of the train recordings,
   score the other 20 % (stratified by primary label, seed 0, as ``accuracy.py``).
@@ -113,11 +113,13 @@ def fit_and_score(
     return model, results, fit_seconds
 
 
-def row(name: str, scores: dict, interval, fit_seconds: float, windows: int) -> str:
+def row(name: str, scores: dict, interval, fit_seconds: float | None, windows) -> str:
+    """A table row; a teacher's row has no fit time or windows of its own (``None``)."""
     cells = " | ".join(f"{value:.3f}" for value in scores.values())
+    fit = "" if fit_seconds is None else f"{fit_seconds / 60:.1f} min"
     return (
-        f"| {name} | {cells} | [{interval[0]:.3f}, {interval[1]:.3f}] | "
-        f"{fit_seconds / 60:.1f} min | {windows} |"
+        f"| {name} | {cells} | [{interval[0]:.3f}, {interval[1]:.3f}] | {fit} | "
+        f"{'' if windows is None else windows} |"
     )
 
 
@@ -212,7 +214,8 @@ def main() -> None:
         for aggregation, (scores, interval) in results.items():
             teacher = aggregation in (TEACHER_WINDOWS, TEACHER_RECORDINGS)
             label = f"{name}: {aggregation}" if teacher else f"{name}, {aggregation} over windows"
-            rows.append(row(label, scores, interval, seconds, model.n_windows_))
+            own = (None, None) if teacher else (seconds, model.n_windows_)
+            rows.append(row(label, scores, interval, *own))
             print(rows[-1], flush=True)
     if args.save:
         save_model(model, args.save)
