@@ -474,7 +474,7 @@ class DistilledClassifier(ClassifierMixin, BaseEstimator):
             embedder = BirdNETEmbedder(pooling="max", memory=self.memory, verbose=0)
         else:
             embedder = clone(self.embedder)
-        return embedder.fit(sources[:1])
+        return embedder.fit(sources)
 
     def _fit_with_embeddings(self, classifier, windows, targets: pd.DataFrame, embeddings):
         """Train ``classifier`` on the class targets and the embeddings' components.
@@ -519,7 +519,6 @@ class DistilledClassifier(ClassifierMixin, BaseEstimator):
             classifier.fit(windows, extended)
         finally:  # the student's own loss again (the weights fit only the longer head)
             del classifier.criterion__weight
-            classifier._params_to_validate.discard("criterion__weight")
             classifier.criterion = None
         _keep_class_outputs(classifier, n_classes)
 
