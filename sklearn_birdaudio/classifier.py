@@ -285,6 +285,13 @@ class AttentionCNNClassifier(ClassifierMixin, NeuralNet):
         finally:
             self.device = requested
 
+    def set_params(self, **params):
+        """As skorch's; a fitted net re-initialized by it lands on the resolved device."""
+        if "device" in params or not getattr(self, "initialized_", False):
+            return super().set_params(**params)
+        with self._on_resolved_device():  # skorch moves a re-made module to self.device
+            return super().set_params(**params)
+
     def __setstate__(self, state):
         state.setdefault("inference", "fused")  # pickled before these parameters existed
         state.setdefault("soft_targets", False)

@@ -293,6 +293,19 @@ def test_clone_and_params_keep_the_extra_parameters():
     assert copy.threshold == 0.7 and copy.get_params()["module__n_blocks"] == 2
 
 
+def test_a_fitted_net_takes_new_module_and_criterion_params_with_device_auto():
+    X, Y, _ = spectrograms(8, random_state=0)
+    cnn = AttentionCNNClassifier(**TINY_CNN).fit(X, Y)
+    assert cnn.device == "auto"
+    cnn.set_params(module__dropout=0.0, criterion__reduction="sum")  # skorch re-makes both
+    assert cnn.device == "auto" and cnn.module_.dropout.p == 0.0
+    assert cnn.criterion_.reduction == "sum"
+    assert next(cnn.module_.parameters()).device.type in ("cpu", "cuda")
+    cnn.set_params(device="cpu")  # the device itself is set as given
+    assert cnn.device == "cpu"
+    assert cnn.predict_proba(X).shape == (8, Y.shape[1])
+
+
 def test_grid_search_over_learning_rate_and_mel_bands(multilabel_data):
     X_train, Y_train, *_ = multilabel_data
     search = GridSearchCV(
