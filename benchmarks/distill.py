@@ -67,6 +67,7 @@ ABLATION = {
         "student__cnn__max_epochs": 40,
         "localise_labels": True,
     },
+    "40 epochs, temperature 2": {"student__cnn__max_epochs": 40, "temperature": 2.0},
     "40 epochs, plus embedding regression (embedding_weight=1)": {
         "student__cnn__max_epochs": 40,
         "embedding_weight": 1.0,

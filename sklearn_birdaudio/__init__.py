@@ -24,6 +24,7 @@ _EXPORTS = {
     "valid_frames": "log_mel",
     "AttentionCNN": "modules",
     "MaskedBCEWithLogitsLoss": "losses",
+    "SoftenedBCEWithLogitsLoss": "losses",
     "AttentionCNNClassifier": "classifier",
     "AcceleratedAttentionCNNClassifier": "accelerated",
     "VotingClassifier": "ensemble",

@@ -58,7 +58,7 @@ from ._validation import check_integer, check_memory, check_real
 from .audio import load_audio
 from .feature_cache import _cached_windows, _file_key
 from .feature_inputs import _as_sources, _input_name, _is_path
-from .losses import MaskedBCEWithLogitsLoss
+from .losses import MaskedBCEWithLogitsLoss, SoftenedBCEWithLogitsLoss
 from .modules import AttentionCNN
 from .spec import Spectrograms, get_audio_spec
 from .targets import encode_targets
@@ -237,6 +237,11 @@ class DistilledClassifier(ClassifierMixin, BaseEstimator):
         of its labels by their highest over the recording's windows: the label says that
         the species sings, the teacher where (its best window gets 1). Other species keep
         the teacher's scores. Then mixed with the labels by ``soft_weight``.
+    temperature : float, default=1.0
+        Distillation temperature: above 1 the student trains with
+        :class:`~sklearn_birdaudio.losses.SoftenedBCEWithLogitsLoss`, which makes the
+        teacher's small scores count (1 is the plain binary cross-entropy). The fitted
+        student keeps its default loss.
     embedding_weight : float, default=0.0
         Weight of the regression of the embedder's window embeddings against the class
         targets' weight of 1 (see the module docstring); 0 regresses nothing.
@@ -291,6 +296,7 @@ class DistilledClassifier(ClassifierMixin, BaseEstimator):
         soft_weight: float = 0.7,
         hop_seconds: float = 1.5,
         localise_labels: bool = False,
+        temperature: float = 1.0,
         embedding_weight: float = 0.0,
         embedder=None,
         teacher_cv: int | None = 5,
@@ -303,6 +309,7 @@ class DistilledClassifier(ClassifierMixin, BaseEstimator):
         self.soft_weight = soft_weight
         self.hop_seconds = hop_seconds
         self.localise_labels = localise_labels
+        self.temperature = temperature
         self.embedding_weight = embedding_weight
         self.embedder = embedder
         self.teacher_cv = teacher_cv
@@ -326,6 +333,10 @@ class DistilledClassifier(ClassifierMixin, BaseEstimator):
         check_real(
             self.hop_seconds, "hop_seconds", min_val=0, include_boundaries="neither",
             message=f"hop_seconds must be a positive number, got {self.hop_seconds!r}.",
+        )  # fmt: skip
+        check_real(
+            self.temperature, "temperature", min_val=0, include_boundaries="neither",
+            message=f"temperature must be a positive number, got {self.temperature!r}.",
         )  # fmt: skip
         check_real(
             self.embedding_weight, "embedding_weight", min_val=0,
@@ -400,10 +411,10 @@ class DistilledClassifier(ClassifierMixin, BaseEstimator):
         scorers = self._fold_teachers(teacher, sources, y, rng)
         self.embedder_ = self._fit_embedder(sources)
         rate = _waveform_rate(self.teacher_, spec)
-        if self.embedder_ is not None and classifier.get_params().get("criterion") is not None:
+        if self._student_loss() and classifier.get_params().get("criterion") is not None:
             raise ValueError(
-                "embedding_weight > 0 trains the student with its default loss; its "
-                "classifier's criterion must be None."
+                "temperature != 1 and embedding_weight > 0 train the student with a loss of "
+                "their own; its classifier's criterion must be None."
             )
 
         # the cache key of each teacher, hashed once (not once per recording)
@@ -441,7 +452,7 @@ class DistilledClassifier(ClassifierMixin, BaseEstimator):
         self.n_windows_ = len(windows)
         classifier.set_params(soft_targets=True)
         if self.embedder_ is None:
-            classifier.fit(windows, targets)
+            self._fit_student(classifier, windows, targets, self._student_loss())
         else:
             self._fit_with_embeddings(classifier, windows, targets, np.concatenate(embeddings))
         self.student_ = student
@@ -449,6 +460,7 @@ class DistilledClassifier(ClassifierMixin, BaseEstimator):
             **lineage_of(self.teacher_),
             "soft_weight": float(self.soft_weight),
             "localise_labels": int(bool(self.localise_labels)),
+            "temperature": float(self.temperature),
             "embedding_weight": float(self.embedding_weight),
             "windows": f"{self.n_windows_} windows of {classifier.window_seconds:g} s every "
             f"{float(self.hop_seconds):g} s, from {len(sources)} labelled and {len(extra)} "
@@ -511,16 +523,42 @@ class DistilledClassifier(ClassifierMixin, BaseEstimator):
         share = self.embedding_weight * n_classes / n_components
         per_column = np.r_[np.ones(n_classes), np.full(n_components, share)]
         per_column *= (n_classes + n_components) / n_classes / (1 + self.embedding_weight)
-        classifier.set_params(
-            criterion=MaskedBCEWithLogitsLoss,
-            criterion__weight=torch.as_tensor(per_column, dtype=torch.float32),
-        )
-        try:
-            classifier.fit(windows, extended)
-        finally:  # the student's own loss again (the weights fit only the longer head)
-            del classifier.criterion__weight
-            classifier.criterion = None
+        loss = self._student_loss()
+        loss["criterion__weight"] = torch.as_tensor(per_column, dtype=torch.float32)
+        self._fit_student(classifier, windows, extended, loss)
         _keep_class_outputs(classifier, n_classes)
+
+    def _student_loss(self) -> dict:
+        """The classifier parameters of the student's training loss; ``{}``: its default."""
+        loss = {}
+        if self.embedding_weight > 0:
+            loss["criterion"] = MaskedBCEWithLogitsLoss
+        if self.temperature != 1:
+            loss = {
+                "criterion": SoftenedBCEWithLogitsLoss,
+                "criterion__temperature": float(self.temperature),
+            }
+        return loss
+
+    @staticmethod
+    def _fit_student(classifier, windows, targets, loss: dict) -> None:
+        """Fit ``classifier`` with the ``loss`` parameters, then give it its default loss back.
+
+        The fitted student then saves and loads as any classifier (its file names no loss).
+        """
+        if not loss:
+            classifier.fit(windows, targets)
+            return
+        classifier.set_params(**loss)
+        try:
+            classifier.fit(windows, targets)
+        finally:
+            for name in loss:
+                if name != "criterion":
+                    delattr(classifier, name)
+            classifier.criterion = None
+            if getattr(classifier, "initialized_", False):
+                classifier.initialize_criterion()
 
     def _window_outputs(self, method, tag, source, name, seconds, window, rate, spec):
         """``method`` of one input's windows as waveforms at ``rate``: ``(n_windows, n)``.
@@ -658,7 +696,6 @@ def _keep_class_outputs(classifier, n_classes: int) -> None:
                 state[name] = value[:n_classes].clone()
     head.out_features = n_classes
     classifier.classes_ = classifier.classes_[:n_classes]
-    classifier.initialize_criterion()  # the default loss, without the column weights
 
 
 def _fingerprint(teacher) -> str:

@@ -13,7 +13,10 @@ from __future__ import annotations
 import torch
 from torch.nn import functional
 
-__all__ = ["MaskedBCEWithLogitsLoss"]
+__all__ = ["MaskedBCEWithLogitsLoss", "SoftenedBCEWithLogitsLoss"]
+
+#: Targets are clipped to [EPSILON, 1 - EPSILON] before their logit is taken.
+_EPSILON = 1e-6
 
 
 class MaskedBCEWithLogitsLoss(torch.nn.BCEWithLogitsLoss):
@@ -67,3 +70,45 @@ class MaskedBCEWithLogitsLoss(torch.nn.BCEWithLogitsLoss):
         if self.reduction == "sum":
             return total
         return total / known.sum().clamp(min=1)
+
+
+class SoftenedBCEWithLogitsLoss(MaskedBCEWithLogitsLoss):
+    """Binary cross-entropy at a temperature: each class's target and output softened.
+
+    Distillation's temperature for independent (sigmoid) outputs: the logits ``z`` and the
+    targets' logits ``logit(p)`` are divided by ``temperature`` before the cross-entropy,
+    which is multiplied by ``temperature ** 2`` (so its gradients keep their scale, as in
+    Hinton et al., 2015). Above 1, a teacher's small scores (0.001 against 0.02, say)
+    differ more after softening, and a student learns how unlikely each absent class is,
+    not only that it is absent. A temperature of 1 is :class:`MaskedBCEWithLogitsLoss`
+    (up to the clipping of targets to [1e-6, 1 - 1e-6]); NaN targets stay unknown.
+
+    Parameters
+    ----------
+    temperature : float, default=2.0
+        Greater than 0.
+    weight, size_average, reduce, reduction, pos_weight
+        As for :class:`torch.nn.BCEWithLogitsLoss`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> logits, targets = torch.tensor([[-4.0, 2.0]]), torch.tensor([[0.01, 0.9]])
+    >>> plain = MaskedBCEWithLogitsLoss()(logits, targets)
+    >>> softened = SoftenedBCEWithLogitsLoss(temperature=1.0)(logits, targets)
+    >>> round(abs(plain.item() - softened.item()), 5)
+    0.0
+    """
+
+    def __init__(self, temperature: float = 2.0, **kwargs):
+        super().__init__(**kwargs)
+        temperature = float(temperature)
+        if not temperature > 0 or temperature == float("inf"):
+            raise ValueError(f"temperature must be a positive number, got {temperature!r}.")
+        self.temperature = temperature
+
+    def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """The softened loss of ``input`` logits against ``target`` (in [0, 1], or NaN)."""
+        t = self.temperature
+        softened = torch.sigmoid(torch.logit(target.clamp(_EPSILON, 1 - _EPSILON)) / t)
+        return t * t * super().forward(input / t, softened)  # NaN stays NaN: unknown

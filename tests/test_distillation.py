@@ -27,7 +27,9 @@ from sklearn_birdaudio import (
     AttentionCNNClassifier,
     DistilledClassifier,
     EmbeddingLogisticRegression,
+    MaskedBCEWithLogitsLoss,
     MelSpectrogramTransformer,
+    SoftenedBCEWithLogitsLoss,
     VotingClassifier,
     detect,
     load_model,
@@ -218,6 +220,7 @@ def test_a_teacher_of_other_classes_is_refused(birdsong):
         ({"student": AttentionCNNClassifier()}, "student must be a Pipeline"),
         ({"teacher": StandardScaler()}, "teacher must be a classifier"),
         ({"embedding_weight": -1}, "embedding_weight must be a number >= 0"),
+        ({"temperature": 0}, "temperature must be a positive number"),
         ({"embedding_weight": 1.0}, "with a teacher of your own needs an embedder"),
         ({"embedding_weight": 1.0, "embedder": small_teacher()[-1]}, "must be a transformer"),
     ],
@@ -241,6 +244,35 @@ def test_teacher_proba_aggregates_the_teachers_scores_of_the_students_windows(
     np.testing.assert_allclose(model.teacher_proba(X[8:11]), np.stack(expected), rtol=1e-6)
     # a recording the teacher saw whole scores otherwise than its windows do
     assert not np.allclose(model.teacher_proba(X[8:11]), model.teacher_.predict_proba(X[8:11]))
+
+
+def test_a_temperature_trains_the_student_with_the_softened_loss_and_leaves_it_its_own(
+    birdsong, tmp_path, monkeypatch
+):
+    X, Y, _ = birdsong
+    losses = []
+    fit = AttentionCNNClassifier.fit
+
+    def spy(self, X, y):
+        fit(self, X, y)
+        losses.append(self.criterion_)
+        return self
+
+    monkeypatch.setattr(AttentionCNNClassifier, "fit", spy)
+    model = distiller(temperature=3.0).fit(X[:8], Y[:8])
+    (loss,) = losses
+    assert isinstance(loss, SoftenedBCEWithLogitsLoss) and loss.temperature == 3.0
+    cnn = model.student_.named_steps["cnn"]
+    assert cnn.criterion is None and type(cnn.criterion_) is MaskedBCEWithLogitsLoss
+    assert "criterion__temperature" not in cnn.get_params()
+    loaded = load_model(save_model(model, tmp_path / "student.safetensors"))
+    np.testing.assert_array_equal(loaded.predict_proba(X[8:]), model.predict_proba(X[8:]))
+    assert model.lineage_["temperature"] == 3.0
+    # with embedding regression too: the softened loss, weighted per column
+    losses.clear()
+    distiller(temperature=3.0, embedding_weight=1.0, embedder=band_embedder()).fit(X[:8], Y[:8])
+    (loss,) = losses
+    assert isinstance(loss, SoftenedBCEWithLogitsLoss) and len(loss.weight) > 3
 
 
 # -- embedding regression ----------------------------------------------------------------
