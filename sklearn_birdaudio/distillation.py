@@ -530,15 +530,14 @@ class DistilledClassifier(ClassifierMixin, BaseEstimator):
 
     def _student_loss(self) -> dict:
         """The classifier parameters of the student's training loss; ``{}``: its default."""
-        loss = {}
-        if self.embedding_weight > 0:
-            loss["criterion"] = MaskedBCEWithLogitsLoss
         if self.temperature != 1:
-            loss = {
+            return {
                 "criterion": SoftenedBCEWithLogitsLoss,
                 "criterion__temperature": float(self.temperature),
             }
-        return loss
+        if self.embedding_weight > 0:  # the caller weights its columns
+            return {"criterion": MaskedBCEWithLogitsLoss}
+        return {}
 
     @staticmethod
     def _fit_student(classifier, windows, targets, loss: dict) -> None:
