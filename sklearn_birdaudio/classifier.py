@@ -286,11 +286,15 @@ class AttentionCNNClassifier(ClassifierMixin, NeuralNet):
             self.device = requested
 
     def set_params(self, **params):
-        """As skorch's; a fitted net re-initialized by it lands on the resolved device."""
+        """As skorch's; a fitted net re-initialized by it lands on the resolved device, and
+        its new optimizer resumes the learning-rate schedule (``partial_fit``)."""
         if "device" in params or not getattr(self, "initialized_", False):
             return super().set_params(**params)
         with self._on_resolved_device():  # skorch moves a re-made module to self.device
-            return super().set_params(**params)
+            super().set_params(**params)
+        for group in self.optimizer_.param_groups:  # what a resumed scheduler starts from
+            group.setdefault("initial_lr", group["lr"])
+        return self
 
     def __setstate__(self, state):
         state.setdefault("inference", "fused")  # pickled before these parameters existed

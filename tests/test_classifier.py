@@ -301,6 +301,9 @@ def test_a_fitted_net_takes_new_module_and_criterion_params_with_device_auto():
     assert cnn.device == "auto" and cnn.module_.dropout.p == 0.0
     assert cnn.criterion_.reduction == "sum"
     assert next(cnn.module_.parameters()).device.type in ("cpu", "cuda")
+    epochs = len(cnn.history)
+    cnn.partial_fit(X, Y)  # the new optimizer resumes the learning-rate schedule
+    assert len(cnn.history) > epochs
     cnn.set_params(device="cpu")  # the device itself is set as given
     assert cnn.device == "cpu"
     assert cnn.predict_proba(X).shape == (8, Y.shape[1])
