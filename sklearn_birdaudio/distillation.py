@@ -26,12 +26,13 @@ Embedding regression
 With ``embedding_weight > 0`` the student also learns what an *embedder* (by default
 BirdNET's, which the default teacher is built on) makes of each window: 1024 values
 instead of the teacher's handful of class scores. The window embeddings are reduced to
-their first :data:`EMBEDDING_COMPONENTS` whitened principal components, squashed into
-(0, 1) by a sigmoid, and appended to the targets as extra outputs of the student's head,
-trained by the same binary cross-entropy (the sigmoid's logit regresses the component),
-weighted so that the embedding targets count ``embedding_weight`` times the class
-targets. After training the extra outputs are cut off the head: the fitted student has
-the classes' outputs only, and runs as any student does.
+their first 64 whitened principal components, squashed into (0, 1) by a sigmoid
+(:func:`~sklearn_birdaudio.student_training.embedding_targets`), and appended to the
+targets as extra outputs of the student's head, trained by the same binary cross-entropy
+(the sigmoid's logit regresses the component), weighted so that the embedding targets
+count ``embedding_weight`` times the class targets. After training the extra outputs are
+cut off the head: the fitted student has the classes' outputs only, and runs as any
+student does.
 """
 
 from __future__ import annotations
@@ -46,7 +47,6 @@ import numpy as np
 import pandas as pd
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
-from sklearn.decomposition import PCA
 from sklearn.frozen import FrozenEstimator
 from sklearn.model_selection import KFold
 from sklearn.pipeline import Pipeline
@@ -61,11 +61,11 @@ from .feature_inputs import _as_sources, _input_name, _is_path
 from .losses import MaskedBCEWithLogitsLoss, SoftenedBCEWithLogitsLoss
 from .modules import AttentionCNN
 from .spec import Spectrograms, get_audio_spec
+from .student_training import column_weights, embedding_targets, fit_with_loss, keep_class_outputs
 from .targets import encode_targets
 from .training import window_starts
 
 __all__ = [
-    "EMBEDDING_COMPONENTS",
     "DistilledClassifier",
     "birdnet_teacher",
     "lineage_of",
@@ -77,10 +77,6 @@ logger = logging.getLogger(__name__)
 #: The licence a student distilled from BirdNET inherits (share-alike).
 BIRDNET_LICENSE = "CC BY-NC-SA 4.0"
 
-#: Whitened principal components of the window embeddings the student regresses.
-EMBEDDING_COMPONENTS = 64
-#: Components whose variance is below this share of the first one's are left out.
-_RELATIVE_VARIANCE_FLOOR = 1e-6
 #: ``localise_labels``: a labelled species' best window score is raised to at least this
 #: before the scores are divided by it (a teacher that never hears it does not blow up).
 _SMALLEST_BEST_SCORE = 1e-3
@@ -452,7 +448,7 @@ class DistilledClassifier(ClassifierMixin, BaseEstimator):
         self.n_windows_ = len(windows)
         classifier.set_params(soft_targets=True)
         if self.embedder_ is None:
-            self._fit_student(classifier, windows, targets, self._student_loss())
+            fit_with_loss(classifier, windows, targets, self._student_loss())
         else:
             self._fit_with_embeddings(classifier, windows, targets, np.concatenate(embeddings))
         self.student_ = student
@@ -491,9 +487,8 @@ class DistilledClassifier(ClassifierMixin, BaseEstimator):
     def _fit_with_embeddings(self, classifier, windows, targets: pd.DataFrame, embeddings):
         """Train ``classifier`` on the class targets and the embeddings' components.
 
-        The components become extra outputs of the head during training (their targets
-        appended to the class targets, their loss weighted per column), and are cut off
-        it afterwards (:func:`_keep_class_outputs`).
+        The components become extra outputs of the head during training, and are cut off
+        it afterwards (see :mod:`~sklearn_birdaudio.student_training`).
         """
         module = classifier.module
         if not (isinstance(module, type) and issubclass(module, AttentionCNN)):
@@ -501,32 +496,17 @@ class DistilledClassifier(ClassifierMixin, BaseEstimator):
                 "embedding_weight > 0 needs the student's network to be an AttentionCNN "
                 f"(its head learns the embeddings), got {module!r}."
             )
-        embeddings = np.asarray(embeddings, dtype=np.float64).reshape(len(windows), -1)
-        if not np.isfinite(embeddings).all():
-            raise ValueError("The embedder gave non-finite window embeddings.")
-        n_components = min(EMBEDDING_COMPONENTS, len(embeddings) - 1, embeddings.shape[1])
-        if n_components < 1:
-            raise ValueError("Embedding regression needs at least two training windows.")
-        pca = PCA(n_components, whiten=True, random_state=0)
-        components = pca.fit_transform(embeddings)
-        # whitening a direction without variance would make its round-off noise a target
-        variances = pca.explained_variance_
-        components = components[:, variances > _RELATIVE_VARIANCE_FLOOR * variances[0]]
-        n_components = components.shape[1]
-        squashed = 1.0 / (1.0 + np.exp(-np.clip(components, -30, 30)))
-        names = [f"embedding component {i}" for i in range(n_components)]
-        extended = pd.concat(
-            [targets, pd.DataFrame(squashed.astype(np.float32), columns=names)], axis=1
-        )
+        components = embedding_targets(embeddings, len(windows))
+        names = [f"embedding component {i}" for i in range(components.shape[1])]
+        extended = pd.concat([targets, pd.DataFrame(components, columns=names)], axis=1)
         n_classes = targets.shape[1]
-        # mean over every column = (class mean + embedding_weight * component mean) * const
-        share = self.embedding_weight * n_classes / n_components
-        per_column = np.r_[np.ones(n_classes), np.full(n_components, share)]
-        per_column *= (n_classes + n_components) / n_classes / (1 + self.embedding_weight)
         loss = self._student_loss()
-        loss["criterion__weight"] = torch.as_tensor(per_column, dtype=torch.float32)
-        self._fit_student(classifier, windows, extended, loss)
-        _keep_class_outputs(classifier, n_classes)
+        loss["criterion__weight"] = torch.as_tensor(
+            column_weights(n_classes, components.shape[1], float(self.embedding_weight)),
+            dtype=torch.float32,
+        )
+        fit_with_loss(classifier, windows, extended, loss)
+        keep_class_outputs(classifier, n_classes)
 
     def _student_loss(self) -> dict:
         """The classifier parameters of the student's training loss; ``{}``: its default."""
@@ -538,26 +518,6 @@ class DistilledClassifier(ClassifierMixin, BaseEstimator):
         if self.embedding_weight > 0:  # the caller weights its columns
             return {"criterion": MaskedBCEWithLogitsLoss}
         return {}
-
-    @staticmethod
-    def _fit_student(classifier, windows, targets, loss: dict) -> None:
-        """Fit ``classifier`` with the ``loss`` parameters, then give it its default loss back.
-
-        The fitted student then saves and loads as any classifier (its file names no loss).
-        """
-        if not loss:
-            classifier.fit(windows, targets)
-            return
-        classifier.set_params(**loss)
-        try:
-            classifier.fit(windows, targets)
-        finally:
-            for name in loss:
-                if name != "criterion":
-                    delattr(classifier, name)
-            classifier.criterion = None
-            if getattr(classifier, "initialized_", False):
-                classifier.initialize_criterion()
 
     def _window_outputs(self, method, tag, source, name, seconds, window, rate, spec):
         """``method`` of one input's windows as waveforms at ``rate``: ``(n_windows, n)``.
@@ -677,24 +637,6 @@ def _waveform_rate(estimator, spec) -> int:
     """The rate ``estimator`` (a frozen one's own) takes waveforms at; else ``spec``'s."""
     own = get_audio_spec(getattr(estimator, "estimator", estimator))
     return spec.waveform_rate if own is None else own.waveform_rate
-
-
-def _keep_class_outputs(classifier, n_classes: int) -> None:
-    """Cut the head of a fitted classifier's network to its first ``n_classes`` outputs.
-
-    The head's parameters keep their identity (the optimizer and its learning-rate
-    schedule still hold them); their data and the optimizer's state of them lose the
-    rows of the other outputs, so that more training (``partial_fit``) goes on as usual.
-    """
-    head = classifier.module_.head
-    for parameter in (head.weight, head.bias):
-        parameter.data = parameter.data[:n_classes].clone()
-        state = classifier.optimizer_.state.get(parameter, {})
-        for name, value in state.items():
-            if torch.is_tensor(value) and value.ndim and len(value) > n_classes:
-                state[name] = value[:n_classes].clone()
-    head.out_features = n_classes
-    classifier.classes_ = classifier.classes_[:n_classes]
 
 
 def _fingerprint(teacher) -> str:

@@ -36,7 +36,8 @@ LAYERS = {
     4: ["scoring", "distributed", "detections", "table_formats", "table_writers",
         "table_readers", "table_files", "tables", "detection", "runs"],
     5: ["restorable", "fitted_state", "model_description", "persistence", "calibration",
-        "plotting", "review_page", "review", "reviewed", "recipes", "distillation", "datasets"],
+        "plotting", "review_page", "review", "reviewed", "recipes", "student_training",
+        "distillation", "datasets"],
     6: ["cli"],
 }  # fmt: skip
 
