@@ -65,12 +65,7 @@ from .student_training import column_weights, embedding_targets, fit_with_loss, 
 from .targets import encode_targets
 from .training import window_starts
 
-__all__ = [
-    "DistilledClassifier",
-    "birdnet_teacher",
-    "lineage_of",
-    "make_student",
-]
+__all__ = ["DistilledClassifier", "birdnet_teacher", "lineage_of", "make_student"]
 
 logger = logging.getLogger(__name__)
 
@@ -358,6 +353,26 @@ class DistilledClassifier(ClassifierMixin, BaseEstimator):
                 f"teacher must be a classifier with predict_proba, got "
                 f"{type(self.teacher).__name__}."
             )
+        self._check_student_loss()
+
+    def _check_student_loss(self) -> None:
+        """A temperature or embedding regression needs the student's own loss and network."""
+        if self.student is None or not self._student_loss():
+            return  # make_student's network and loss take both
+        classifier = self.student.steps[-1][1]
+        if classifier.get_params().get("criterion") is not None:
+            raise ValueError(
+                "temperature != 1 and embedding_weight > 0 train the student with a loss of "
+                "their own; its classifier's criterion must be None."
+            )
+        module = classifier.get_params().get("module")
+        if self.embedding_weight > 0 and not (
+            isinstance(module, type) and issubclass(module, AttentionCNN)
+        ):
+            raise ValueError(
+                "embedding_weight > 0 needs the student's network to be an AttentionCNN "
+                f"(its head learns the embeddings), got {module!r}."
+            )
 
     # -- fit ------------------------------------------------------------------------------
     def fit(self, X, y, *, unlabelled=None):
@@ -407,11 +422,8 @@ class DistilledClassifier(ClassifierMixin, BaseEstimator):
         scorers = self._fold_teachers(teacher, sources, y, rng)
         self.embedder_ = self._fit_embedder(sources)
         rate = _waveform_rate(self.teacher_, spec)
-        if self._student_loss() and classifier.get_params().get("criterion") is not None:
-            raise ValueError(
-                "temperature != 1 and embedding_weight > 0 train the student with a loss of "
-                "their own; its classifier's criterion must be None."
-            )
+        window = float(classifier.window_seconds)
+        embedder_rate = None if self.embedder_ is None else _waveform_rate(self.embedder_, spec)
 
         # the cache key of each teacher, hashed once (not once per recording)
         distinct = {id(each): each for each in [self.teacher_, *scorers]}
@@ -427,7 +439,6 @@ class DistilledClassifier(ClassifierMixin, BaseEstimator):
                 for index, (source, fold_teacher) in enumerate(zip(inputs, teachers, strict=True)):
                     name = _input_name(source, index)
                     cut, seconds = _windows_of(front, source, window_frames, hop_frames)
-                    window = float(classifier.window_seconds)
                     soft = self._window_outputs(
                         fold_teacher.predict_proba, ("teacher", keys[id(fold_teacher)]),
                         source, name, seconds, window, rate, spec,
@@ -437,7 +448,7 @@ class DistilledClassifier(ClassifierMixin, BaseEstimator):
                     if self.embedder_ is not None:
                         embedding = self._window_outputs(
                             self.embedder_.transform, ("embedder", embedder_key), source,
-                            name, seconds, window, _waveform_rate(self.embedder_, spec), spec,
+                            name, seconds, window, embedder_rate, spec,
                         )  # fmt: skip
                         embeddings.append(embedding)
                     windows.append(cut)
@@ -490,13 +501,7 @@ class DistilledClassifier(ClassifierMixin, BaseEstimator):
         The components become extra outputs of the head during training, and are cut off
         it afterwards (see :mod:`~sklearn_birdaudio.student_training`).
         """
-        module = classifier.module
-        if not (isinstance(module, type) and issubclass(module, AttentionCNN)):
-            raise ValueError(
-                "embedding_weight > 0 needs the student's network to be an AttentionCNN "
-                f"(its head learns the embeddings), got {module!r}."
-            )
-        components = embedding_targets(embeddings, len(windows))
+        components = embedding_targets(embeddings)
         names = [f"embedding component {i}" for i in range(components.shape[1])]
         extended = pd.concat([targets, pd.DataFrame(components, columns=names)], axis=1)
         n_classes = targets.shape[1]

@@ -33,15 +33,13 @@ EMBEDDING_COMPONENTS = 64
 _RELATIVE_VARIANCE_FLOOR = 1e-6
 
 
-def embedding_targets(embeddings, n_windows: int) -> np.ndarray:
+def embedding_targets(embeddings) -> np.ndarray:
     """The regression targets of window embeddings: ``sigmoid`` of whitened components.
 
     Parameters
     ----------
     embeddings : array-like of shape (n_windows, n_features)
         One embedding per training window.
-    n_windows : int
-        The number of windows (the embeddings are reshaped to it).
 
     Returns
     -------
@@ -55,7 +53,7 @@ def embedding_targets(embeddings, n_windows: int) -> np.ndarray:
     ValueError
         If an embedding is not finite, or there are fewer than two windows.
     """
-    embeddings = np.asarray(embeddings, dtype=np.float64).reshape(n_windows, -1)
+    embeddings = np.asarray(embeddings, dtype=np.float64)
     if not np.isfinite(embeddings).all():
         raise ValueError("The embedder gave non-finite window embeddings.")
     n_components = min(EMBEDDING_COMPONENTS, len(embeddings) - 1, embeddings.shape[1])

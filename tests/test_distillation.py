@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile
+import torch
 from safetensors import safe_open
 from safetensors.numpy import save_file
 from sklearn.base import clone
@@ -223,13 +224,24 @@ def test_a_teacher_of_other_classes_is_refused(birdsong):
         ({"temperature": 0}, "temperature must be a positive number"),
         ({"embedding_weight": 1.0}, "with a teacher of your own needs an embedder"),
         ({"embedding_weight": 1.0, "embedder": small_teacher()[-1]}, "must be a transformer"),
+        (
+            {"temperature": 2.0, "student": small_student(criterion=torch.nn.BCEWithLogitsLoss)},
+            "criterion must be None",
+        ),
+        (
+            {"embedding_weight": 1.0, "embedder": StandardScaler(),
+             "student": small_student(module=torch.nn.Linear)},
+            "needs the student's network to be an AttentionCNN",
+        ),
     ],
-)
+)  # fmt: skip
 def test_bad_parameters_are_refused_before_any_work(birdsong, params, message, monkeypatch):
     monkeypatch.setattr(distillation_module, "load_audio", pytest.fail)
     X, Y, _ = birdsong
+    model = distiller(**params)
     with pytest.raises(ValueError, match=message):
-        distiller(**params).fit(X[:4], Y[:4])
+        model.fit(X[:4], Y[:4])
+    assert not hasattr(model, "teacher_")  # refused before the teacher was fitted
 
 
 @pytest.mark.parametrize("aggregation", ["max", "mean"])
