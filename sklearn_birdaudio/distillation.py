@@ -61,7 +61,13 @@ from .feature_inputs import _as_sources, _input_name, _is_path
 from .losses import MaskedBCEWithLogitsLoss, SoftenedBCEWithLogitsLoss
 from .modules import AttentionCNN
 from .spec import Spectrograms, get_audio_spec
-from .student_training import column_weights, embedding_targets, fit_with_loss, keep_class_outputs
+from .student_training import (
+    balanced_repeats,
+    column_weights,
+    embedding_targets,
+    fit_with_loss,
+    keep_class_outputs,
+)
 from .targets import encode_targets
 from .training import window_starts
 
@@ -228,6 +234,13 @@ class DistilledClassifier(ClassifierMixin, BaseEstimator):
         of its labels by their highest over the recording's windows: the label says that
         the species sings, the teacher where (its best window gets 1). Other species keep
         the teacher's scores. Then mixed with the labels by ``soft_weight``.
+    class_balance : float, default=0.0
+        In [0, 1]: how far the student's epochs balance the classes. Each window of a
+        labelled recording is shown ``round((n_max / n) ** class_balance)`` times per
+        epoch, where ``n`` is the number of windows of its rarest label and ``n_max`` that
+        of the commonest class (see
+        :func:`~sklearn_birdaudio.student_training.balanced_repeats`): 0 shows every
+        window once, 1 every class about equally often. Unlabelled windows are shown once.
     temperature : float, default=1.0
         Distillation temperature: above 1 the student trains with
         :class:`~sklearn_birdaudio.losses.SoftenedBCEWithLogitsLoss`, which makes the
@@ -269,6 +282,9 @@ class DistilledClassifier(ClassifierMixin, BaseEstimator):
         and the window counts.
     n_windows_ : int
         Training windows, unlabelled ones included.
+    n_windows_shown_ : int
+        Windows shown to the student per epoch: ``n_windows_``, and more with
+        ``class_balance`` (windows of rare classes are shown more than once).
     embedder_ : transformer or None
         The fitted embedder (``embedding_weight > 0``), else ``None``.
 
@@ -287,6 +303,7 @@ class DistilledClassifier(ClassifierMixin, BaseEstimator):
         soft_weight: float = 0.7,
         hop_seconds: float = 1.5,
         localise_labels: bool = False,
+        class_balance: float = 0.0,
         temperature: float = 1.0,
         embedding_weight: float = 0.0,
         embedder=None,
@@ -300,6 +317,7 @@ class DistilledClassifier(ClassifierMixin, BaseEstimator):
         self.soft_weight = soft_weight
         self.hop_seconds = hop_seconds
         self.localise_labels = localise_labels
+        self.class_balance = class_balance
         self.temperature = temperature
         self.embedding_weight = embedding_weight
         self.embedder = embedder
@@ -324,6 +342,10 @@ class DistilledClassifier(ClassifierMixin, BaseEstimator):
         check_real(
             self.hop_seconds, "hop_seconds", min_val=0, include_boundaries="neither",
             message=f"hop_seconds must be a positive number, got {self.hop_seconds!r}.",
+        )  # fmt: skip
+        check_real(
+            self.class_balance, "class_balance", min_val=0, max_val=1,
+            message=f"class_balance must be in [0, 1], got {self.class_balance!r}.",
         )  # fmt: skip
         check_real(
             self.temperature, "temperature", min_val=0, include_boundaries="neither",
@@ -429,7 +451,7 @@ class DistilledClassifier(ClassifierMixin, BaseEstimator):
         distinct = {id(each): each for each in [self.teacher_, *scorers]}
         keys = {identity: _fingerprint(each) for identity, each in distinct.items()}
         embedder_key = None if self.embedder_ is None else _fingerprint(self.embedder_)
-        windows, targets, embeddings = [], [], []
+        windows, targets, embeddings, window_labels = [], [], [], []
         groups = [(sources, scorers), (extra, [self.teacher_] * len(extra))]
         with tqdm(
             total=len(sources) + len(extra), desc="Distil", unit="input",
@@ -443,8 +465,9 @@ class DistilledClassifier(ClassifierMixin, BaseEstimator):
                         fold_teacher.predict_proba, ("teacher", keys[id(fold_teacher)]),
                         source, name, seconds, window, rate, spec,
                     )  # fmt: skip
+                    labels = hard[index] if part == 0 else np.zeros(len(self.classes_))
                     if part == 0:
-                        soft = self._labelled_targets(soft, hard[index])
+                        soft = self._labelled_targets(soft, labels)
                     if self.embedder_ is not None:
                         embedding = self._window_outputs(
                             self.embedder_.transform, ("embedder", embedder_key), source,
@@ -453,25 +476,36 @@ class DistilledClassifier(ClassifierMixin, BaseEstimator):
                         embeddings.append(embedding)
                     windows.append(cut)
                     targets.append(soft.astype(np.float32))
+                    window_labels.append(np.broadcast_to(labels, soft.shape))
                     bar.update()
-        windows = Spectrograms(np.concatenate(windows), spec)
-        targets = pd.DataFrame(np.concatenate(targets), columns=self.classes_)
-        self.n_windows_ = len(windows)
+        repeats = balanced_repeats(np.concatenate(window_labels), float(self.class_balance))
+        self.n_windows_ = len(repeats)
+        self.n_windows_shown_ = int(repeats.sum())
+        shown = np.repeat(np.arange(len(repeats)), repeats)  # each epoch, shuffled
+
+        def in_epoch(parts):
+            joined = np.concatenate(parts)
+            return joined if self.n_windows_shown_ == self.n_windows_ else joined[shown]
+
+        windows = Spectrograms(in_epoch(windows), spec)
+        targets = pd.DataFrame(in_epoch(targets), columns=self.classes_)
+        embeddings = in_epoch(embeddings) if embeddings else None
         classifier.set_params(soft_targets=True)
         if self.embedder_ is None:
             fit_with_loss(classifier, windows, targets, self._student_loss())
         else:
-            self._fit_with_embeddings(classifier, windows, targets, np.concatenate(embeddings))
+            self._fit_with_embeddings(classifier, windows, targets, embeddings)
         self.student_ = student
         self.lineage_ = {
             **lineage_of(self.teacher_),
             "soft_weight": float(self.soft_weight),
             "localise_labels": int(bool(self.localise_labels)),
+            "class_balance": float(self.class_balance),
             "temperature": float(self.temperature),
             "embedding_weight": float(self.embedding_weight),
             "windows": f"{self.n_windows_} windows of {classifier.window_seconds:g} s every "
             f"{float(self.hop_seconds):g} s, from {len(sources)} labelled and {len(extra)} "
-            "unlabelled recordings",
+            f"unlabelled recordings; {self.n_windows_shown_} shown per epoch",
         }
         return self
 

@@ -11,6 +11,8 @@
 - **A loss for training only** (:func:`fit_with_loss`): the classifier trains with the
   criterion parameters given (a temperature, column weights) and gets its default loss
   back afterwards, so that its model file names no loss.
+- **Class balance** (:func:`balanced_repeats`): how many times each window is shown per
+  epoch, so that the windows of rare classes count more than their number.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from sklearn.decomposition import PCA
 
 __all__ = [
     "EMBEDDING_COMPONENTS",
+    "balanced_repeats",
     "column_weights",
     "embedding_targets",
     "fit_with_loss",
@@ -81,6 +84,47 @@ def column_weights(n_classes: int, n_components: int, embedding_weight: float) -
     share = embedding_weight * n_classes / n_components
     weights = np.r_[np.ones(n_classes), np.full(n_components, share)]
     return weights * (n_classes + n_components) / n_classes / (1 + embedding_weight)
+
+
+def balanced_repeats(labels, exponent: float) -> np.ndarray:
+    """How many times each training window is shown per epoch, to balance the classes.
+
+    A window counts for the rarest class among its recording's labels (the one that
+    needs it most). A class's count is the number of windows labelled with it, and a
+    window of a class counted ``n`` times is shown ``round((largest count / n) **
+    exponent)`` times, at least once. With ``exponent=1`` every class is shown about as
+    often as the commonest (exactly, when each window has one label); ``0.5`` goes half
+    the way on a log scale (the square root); ``0`` shows every window once.
+
+    Parameters
+    ----------
+    labels : array-like of shape (n_windows, n_classes)
+        The 0/1 labels of each window's recording; a row of zeros (an unlabelled window)
+        is shown once.
+    exponent : float
+        In [0, 1].
+
+    Returns
+    -------
+    ndarray of shape (n_windows,), int64
+
+    Examples
+    --------
+    >>> balanced_repeats([[1, 0], [1, 0], [1, 0], [1, 0], [0, 1], [0, 0]], 1.0).tolist()
+    [1, 1, 1, 1, 4, 1]
+    >>> balanced_repeats([[1, 0], [1, 0], [1, 0], [1, 0], [0, 1], [0, 0]], 0.5).tolist()
+    [1, 1, 1, 1, 2, 1]
+    """
+    labels = np.asarray(labels) > 0
+    repeats = np.ones(len(labels), dtype=np.int64)
+    if exponent == 0 or not labels.any():
+        return repeats
+    counts = labels.sum(axis=0)
+    rarest = np.where(labels, counts, np.inf).min(axis=1)  # inf: unlabelled
+    labelled = np.isfinite(rarest)
+    shown = np.rint((counts.max() / rarest[labelled]) ** exponent)
+    repeats[labelled] = np.maximum(shown, 1).astype(np.int64)
+    return repeats
 
 
 def fit_with_loss(classifier, windows, targets, loss: dict) -> None:

@@ -15,6 +15,8 @@ import pandas as pd
 import pytest
 import soundfile
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 from safetensors import safe_open
 from safetensors.numpy import save_file
 from sklearn.base import clone
@@ -40,6 +42,7 @@ from sklearn_birdaudio import (
 )
 from sklearn_birdaudio import distillation as distillation_module
 from sklearn_birdaudio.metrics import SCORERS
+from sklearn_birdaudio.student_training import balanced_repeats
 
 RATE = 16000
 
@@ -173,6 +176,28 @@ def test_soft_weight_zero_trains_on_the_recordings_labels_only(birdsong, student
     np.testing.assert_array_equal(targets.to_numpy(), labels)
 
 
+def test_class_balance_shows_the_windows_of_rare_classes_more_often(birdsong, student_fits):
+    X, Y, _ = birdsong
+    y = Y.to_numpy().argmax(axis=1)[:8]  # one class each: the balance is exact
+    plain = distiller().fit(X[:8], y, unlabelled=X[8:9])
+    balanced = distiller(class_balance=1.0).fit(X[:8], y, unlabelled=X[8:9])
+    (plain_windows, plain_targets), (windows, targets) = student_fits
+    counts = [len(expected_windows(x, plain.teacher_)[0]) for x in X[:9]]
+    window_class = np.repeat(np.r_[y, -1], counts)  # -1: the unlabelled recording's windows
+    per_class = {c: int((window_class == c).sum()) for c in np.unique(y)}
+    assert len(set(per_class.values())) > 1  # the classes are unequal to begin with
+    most = max(per_class.values())
+    repeats = np.array([1 if c < 0 else round(most / per_class[c]) for c in window_class])
+    np.testing.assert_array_equal(windows, np.repeat(plain_windows, repeats, axis=0))
+    np.testing.assert_array_equal(targets, np.repeat(plain_targets, repeats, axis=0))
+    for c, n in per_class.items():  # each class shown about as often as the commonest
+        assert abs(repeats[window_class == c].sum() - most) <= n / 2
+    assert balanced.n_windows_ == plain.n_windows_ == len(plain_windows)
+    assert balanced.n_windows_shown_ == len(windows) > plain.n_windows_shown_ == plain.n_windows_
+    assert balanced.lineage_["class_balance"] == 1.0
+    assert f"{len(windows)} shown per epoch" in balanced.lineage_["windows"]
+
+
 def test_each_labelled_recording_is_scored_by_a_teacher_fitted_without_it(birdsong, student_fits):
     """With as many folds as recordings, recording i's soft labels must be those of a teacher
     fitted on all the others: the teacher's memory of its own training data never leaks."""
@@ -222,6 +247,7 @@ def test_a_teacher_of_other_classes_is_refused(birdsong):
         ({"teacher": StandardScaler()}, "teacher must be a classifier"),
         ({"embedding_weight": -1}, "embedding_weight must be a number >= 0"),
         ({"temperature": 0}, "temperature must be a positive number"),
+        ({"class_balance": 1.5}, "class_balance must be in"),
         ({"embedding_weight": 1.0}, "with a teacher of your own needs an embedder"),
         ({"embedding_weight": 1.0, "embedder": small_teacher()[-1]}, "must be a transformer"),
         (
@@ -670,3 +696,30 @@ def test_a_fold_whose_teacher_lacks_a_class_is_refused_with_advice(birdsong):
     labels = np.array(["a"] * 5 + ["b"] * 4 + ["rare"])
     with pytest.raises(ValueError, match=r"lacks a class: use fewer folds or teacher_cv=None"):
         distiller(teacher_cv=5).fit(X[:10], labels)
+
+
+@given(
+    classes=st.lists(st.integers(-1, 4), min_size=1, max_size=60),
+    exponent=st.floats(0, 1),
+)
+def test_balanced_repeats_favour_rare_classes_and_leave_unlabelled_windows_alone(classes, exponent):
+    """One label per window (-1: none): rarer classes' windows are shown at least as often
+    as commoner ones', unlabelled ones once, and exponent 1 balances every class."""
+    classes = np.array(classes)
+    labels = (classes[:, None] == np.arange(5)).astype(int)
+    repeats = balanced_repeats(labels, exponent)
+    assert repeats.dtype == np.int64 and (repeats >= 1).all()
+    assert (repeats[classes < 0] == 1).all()
+    present = [c for c in range(5) if (classes == c).any()]
+    count = {c: (classes == c).sum() for c in present}
+    for a in present:
+        assert len(set(repeats[classes == a])) == 1  # by class, not by window
+        for b in present:
+            if count[a] < count[b]:
+                assert repeats[classes == a][0] >= repeats[classes == b][0]
+    if exponent == 0:
+        assert (repeats == 1).all()
+    if exponent == 1 and present:
+        most = max(count.values())
+        for c in present:
+            assert abs(repeats[classes == c].sum() - most) <= count[c] / 2
