@@ -20,9 +20,11 @@ cached in ``--cache``; the first run fills it: an empty folder gives a cold fit)
 - ``--cv`` runs a 5-fold cross-validation over all 296 recordings instead (stratified by
   primary label, seed 0, as ``embeddings.py``): the lower-variance figure, mean and
   standard deviation over folds.
-- ``--teacher`` adds two rows: the fitted teacher's scores of the student's windows, max
+- ``--teacher`` adds three rows: the fitted teacher's scores of the student's windows, max
   over them (what a student that matched its teacher on every window would score: the
-  ceiling of imitation), and the teacher on whole recordings (as ``embeddings.py``).
+  ceiling of imitation), the teacher on whole recordings (as ``embeddings.py``), and the
+  student on the recordings it was fitted on (against its held-out score: how much it
+  loses in generalising, not in learning).
 - ``--unlabelled`` also gives the soundscapes of ``../shared/data/soundscapes`` to the
   teacher as unlabelled audio (they are not in the xeno-canto split).
 - ``--save`` writes the student with :func:`save_model` (what ``speed.py --distilled``
@@ -68,6 +70,10 @@ ABLATION = {
         "localise_labels": True,
     },
     "40 epochs, temperature 2": {"student__cnn__max_epochs": 40, "temperature": 2.0},
+    "40 epochs, classes half balanced (class_balance=0.5)": {
+        "student__cnn__max_epochs": 40,
+        "class_balance": 0.5,
+    },
     "40 epochs, plus embedding regression (embedding_weight=1)": {
         "student__cnn__max_epochs": 40,
         "embedding_weight": 1.0,
@@ -79,13 +85,20 @@ ABLATION = {
 #: (what a student that matched it on every window would score), and of whole recordings.
 TEACHER_WINDOWS = "its teacher on the student's windows, max over them"
 TEACHER_RECORDINGS = "its teacher on whole recordings"
+#: With ``--teacher``, the student scored on the recordings it was fitted on (max over
+#: windows): set against its held-out score, how much of the gap is generalisation.
+STUDENT_ON_ITS_TRAINING = "the student on its own training recordings, max over windows"
+#: Rows that are not the student on the held-out recordings (no fit time of their own).
+DIAGNOSTIC_ROWS = (TEACHER_WINDOWS, TEACHER_RECORDINGS, STUDENT_ON_ITS_TRAINING)
 
 
 def fit_and_score(
-    params: dict, X_fit, Y_fit, X_score, Y_score, primary, cache, unlabelled, teacher_rows=False
-):
+    params: dict, X_fit, Y_fit, X_score, Y_score, primary, cache, unlabelled, teacher_rows=False,
+    primary_fit=None,
+):  # fmt: skip
     """Fit one DistilledClassifier; its scores with max and with mean over windows (and,
-    with ``teacher_rows``, its teacher's: :data:`TEACHER_WINDOWS`, :data:`TEACHER_RECORDINGS`)."""
+    with ``teacher_rows``, :data:`DIAGNOSTIC_ROWS`: its teacher's, and its own on the
+    recordings it was fitted on, whose primary labels are ``primary_fit``)."""
     model = DistilledClassifier(student=make_student(), memory=cache, random_state=0, verbose=1)
     model.set_params(**params)
     start = time.perf_counter()
@@ -111,6 +124,11 @@ def fit_and_score(
                 scores_of(targets, primary, probabilities),
                 bootstrap_interval(targets, probabilities),
             )
+        fitted_on, probabilities = np.asarray(Y_fit), model.predict_proba(X_fit)
+        results[STUDENT_ON_ITS_TRAINING] = (
+            scores_of(fitted_on, primary_fit, probabilities),
+            bootstrap_interval(fitted_on, probabilities),
+        )
     return model, results, fit_seconds
 
 
@@ -199,7 +217,7 @@ def main() -> None:
     if args.validation:
         fit, held_out = validation_indices(primary_train)
         X_test, Y_test = [X_train[i] for i in held_out], Y_train.iloc[held_out]
-        primary = primary_train[held_out]
+        primary, primary_train = primary_train[held_out], primary_train[fit]
         X_train, Y_train = [X_train[i] for i in fit], Y_train.iloc[fit]
     unlabelled = audio_files(DATA / "soundscapes") if args.unlabelled else None
     cold = not args.cache.exists() or not any(args.cache.iterdir())
@@ -210,10 +228,10 @@ def main() -> None:
     for name, params in runs.items():
         model, results, seconds = fit_and_score(
             {**params, **dict(args.set)}, X_train, Y_train, X_test, Y_test, primary,
-            args.cache, unlabelled, teacher_rows=args.teacher,
+            args.cache, unlabelled, teacher_rows=args.teacher, primary_fit=primary_train,
         )  # fmt: skip
         for aggregation, (scores, interval) in results.items():
-            teacher = aggregation in (TEACHER_WINDOWS, TEACHER_RECORDINGS)
+            teacher = aggregation in DIAGNOSTIC_ROWS
             label = f"{name}: {aggregation}" if teacher else f"{name}, {aggregation} over windows"
             own = (None, None) if teacher else (seconds, model.n_windows_)
             rows.append(row(label, scores, interval, *own))
