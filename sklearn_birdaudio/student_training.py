@@ -1,4 +1,4 @@
-"""Training a student network on more than its classes: extra outputs and a borrowed loss.
+"""Training a student network beyond a plain fit: extra outputs, a borrowed loss, balanced epochs.
 
 :class:`~sklearn_birdaudio.DistilledClassifier` trains an
 :class:`~sklearn_birdaudio.AttentionCNNClassifier` with what a plain fit does not give it:
