@@ -3,7 +3,8 @@
 Usage (from the repository root, after ``make install``)::
 
     .venv/bin/python benchmarks/distill.py [--validation] [--set student__cnn__max_epochs=30]
-        [--unlabelled] [--ablation] [--teacher] [--save outputs/distilled.safetensors]
+        [--unlabelled] [--ablation] [--seeds 1,2,3] [--teacher]
+        [--save outputs/distilled.safetensors]
         [--docs docs/benchmarks.md]
 
 Fits :class:`~sklearn_birdaudio.DistilledClassifier` (the default teacher,
@@ -27,9 +28,14 @@ cached in ``--cache``; the first run fills it: an empty folder gives a cold fit)
   loses in generalising, not in learning).
 - ``--unlabelled`` also gives the soundscapes of ``../shared/data/soundscapes`` to the
   teacher as unlabelled audio (they are not in the xeno-canto split).
+- ``--seeds 1,2,3`` fits the default student once per seed of its network (the teacher
+  and its window scores are the same) and adds the soft vote of them all (the mean of
+  their probabilities): how far one fit's scores move with the seed alone, and what an
+  ensemble of students would add (at that many times the inference cost).
 - ``--save`` writes the student with :func:`save_model` (what ``speed.py --distilled``
   and the Pareto figure read).
-- ``--docs`` writes the table between the ``distill`` markers of the given Markdown file.
+- ``--docs`` writes the table between the ``distill`` markers of the given Markdown file
+  (``distill-validation`` with ``--validation``; ``-seeds`` appended with ``--seeds``).
 """
 
 from __future__ import annotations
@@ -88,6 +94,9 @@ TEACHER_RECORDINGS = "its teacher on whole recordings"
 #: With ``--teacher``, the student scored on the recordings it was fitted on (max over
 #: windows): set against its held-out score, how much of the gap is generalisation.
 STUDENT_ON_ITS_TRAINING = "the student on its own training recordings, max over windows"
+#: ``--seeds``: the parameter each run sets, the student network's seed.
+SEED = "student__cnn__random_state"
+TOP_1 = "top-1 (primary)"
 #: Rows that are not the student on the held-out recordings (no fit time of their own).
 DIAGNOSTIC_ROWS = (TEACHER_WINDOWS, TEACHER_RECORDINGS, STUDENT_ON_ITS_TRAINING)
 
@@ -190,6 +199,10 @@ def main() -> None:
         help="also score the teacher: on the student's windows (max) and on whole recordings",
     )  # fmt: skip
     parser.add_argument(
+        "--seeds", type=lambda text: [int(i) for i in text.split(",")],
+        help="one student per seed (comma-separated), and the soft vote of them all",
+    )  # fmt: skip
+    parser.add_argument(
         "--rows", type=lambda text: [int(i) for i in text.split(",")],
         help="with --ablation: only these rows of ABLATION (0-based, comma-separated)",
     )  # fmt: skip
@@ -221,14 +234,19 @@ def main() -> None:
         X_train, Y_train = [X_train[i] for i in fit], Y_train.iloc[fit]
     unlabelled = audio_files(DATA / "soundscapes") if args.unlabelled else None
     cold = not args.cache.exists() or not any(args.cache.iterdir())
+    if args.ablation and args.seeds:
+        parser.error("--seeds and --ablation are exclusive: the seeds vary the default student")
     runs = ABLATION if args.ablation else {"distilled student": {}}
+    if args.seeds:
+        runs = {f"distilled student, seed {seed}": {SEED: seed} for seed in args.seeds}
     if args.rows is not None:
         runs = {name: params for i, (name, params) in enumerate(runs.items()) if i in args.rows}
-    rows, model = [], None
-    for name, params in runs.items():
+    rows, model, votes, spread = [], None, [], []
+    for index, (name, params) in enumerate(runs.items()):
+        diagnostics = args.teacher and not (args.seeds and index)  # the seeds share a teacher
         model, results, seconds = fit_and_score(
             {**params, **dict(args.set)}, X_train, Y_train, X_test, Y_test, primary,
-            args.cache, unlabelled, teacher_rows=args.teacher, primary_fit=primary_train,
+            args.cache, unlabelled, teacher_rows=diagnostics, primary_fit=primary_train,
         )  # fmt: skip
         for aggregation, (scores, interval) in results.items():
             teacher = aggregation in DIAGNOSTIC_ROWS
@@ -236,6 +254,16 @@ def main() -> None:
             own = (None, None) if teacher else (seconds, model.n_windows_)
             rows.append(row(label, scores, interval, *own))
             print(rows[-1], flush=True)
+        if args.seeds:  # the student as fitted: max over windows
+            votes.append(model.predict_proba(X_test))
+            spread.append(results["max"][0])
+    if args.seeds:
+        vote = np.mean(votes, axis=0)
+        scores = scores_of(np.asarray(Y_test), primary, vote)
+        interval = bootstrap_interval(np.asarray(Y_test), vote)
+        label = f"soft vote of the {len(votes)} seeds' students, max over windows"
+        rows.append(row(label, scores, interval, None, None))
+        print(rows[-1], flush=True)
     if args.save:
         save_model(model, args.save)
         print(f"student saved to {args.save}")
@@ -243,20 +271,32 @@ def main() -> None:
     rule = "|---|" + "---|" * (len(scores) + 3)
     where = "20 % of train (validation)" if args.validation else "the 71 test recordings"
     settings = ", ".join(f"{key}={value!r}" for key, value in args.set) or "defaults"
+    over_seeds = ""
+    if spread:
+        lows = {name: min(each[name] for each in spread) for name in ("macro mAP", TOP_1)}
+        highs = {name: max(each[name] for each in spread) for name in ("macro mAP", TOP_1)}
+        over_seeds = (
+            f" Over the {len(spread)} seeds of the student (max over windows): macro mAP "
+            f"{lows['macro mAP']:.3f} to {highs['macro mAP']:.3f}, top-1 {lows[TOP_1]:.3f} to "
+            f"{highs[TOP_1]:.3f}."
+        )
+        print(over_seeds.strip(), flush=True)
     text = "\n".join(
         [
             f"{platform.machine()}, {os.cpu_count()} cores. DistilledClassifier ({settings}"
             f"{', soundscapes as unlabelled audio' if args.unlabelled else ''}), scored on "
             f"{where}; the fit's wall time includes the teacher's: fitting it (BirdNET "
             f"embeddings of every recording) and its scores of every window, "
-            f"{'from an empty cache' if cold else 'with the cache of earlier runs'}.",
+            f"{'from an empty cache' if cold else 'with the cache of earlier runs'}."
+            f"{over_seeds}",
             "",
             header,
             rule,
             *rows,
         ]
     )
-    publish(text + "\n", args.docs, "distill-validation" if args.validation else "distill")
+    marker = "distill-validation" if args.validation else "distill"
+    publish(text + "\n", args.docs, f"{marker}-seeds" if args.seeds else marker)
 
 
 if __name__ == "__main__":
