@@ -169,7 +169,7 @@ def cross_validate(args) -> None:
         seconds.append(fit_seconds)
         for name, (result, _) in results.items():
             print(f"fold {fold}, {name}: macro mAP {result['macro mAP']:.3f}, "
-                  f"top-1 {result['top-1 (primary)']:.3f}", flush=True)  # fmt: skip
+                  f"top-1 {result[TOP_1]:.3f}", flush=True)  # fmt: skip
     names = list(scores[0]["max"][0])
     for aggregation in ("max", "mean"):
         values = {name: [fold[aggregation][0][name] for fold in scores] for name in names}
@@ -196,7 +196,8 @@ def main() -> None:
     parser.add_argument("--cv", action="store_true", help="5-fold CV over all 296 recordings")
     parser.add_argument(
         "--teacher", action="store_true",
-        help="also score the teacher: on the student's windows (max) and on whole recordings",
+        help="also score the teacher (on the student's windows, max, and on whole recordings) "
+        "and the student on its own training recordings",
     )  # fmt: skip
     parser.add_argument(
         "--seeds", type=lambda text: [int(i) for i in text.split(",")],
@@ -241,7 +242,7 @@ def main() -> None:
         runs = {f"distilled student, seed {seed}": {SEED: seed} for seed in args.seeds}
     if args.rows is not None:
         runs = {name: params for i, (name, params) in enumerate(runs.items()) if i in args.rows}
-    rows, model, votes, spread = [], None, [], []
+    rows, model, votes, seed_scores = [], None, [], []
     for index, (name, params) in enumerate(runs.items()):
         diagnostics = args.teacher and not (args.seeds and index)  # the seeds share a teacher
         model, results, seconds = fit_and_score(
@@ -256,7 +257,7 @@ def main() -> None:
             print(rows[-1], flush=True)
         if args.seeds:  # the student as fitted: max over windows
             votes.append(model.predict_proba(X_test))
-            spread.append(results["max"][0])
+            seed_scores.append(results["max"][0])
     if args.seeds:
         vote = np.mean(votes, axis=0)
         scores = scores_of(np.asarray(Y_test), primary, vote)
@@ -272,11 +273,11 @@ def main() -> None:
     where = "20 % of train (validation)" if args.validation else "the 71 test recordings"
     settings = ", ".join(f"{key}={value!r}" for key, value in args.set) or "defaults"
     over_seeds = ""
-    if spread:
-        lows = {name: min(each[name] for each in spread) for name in ("macro mAP", TOP_1)}
-        highs = {name: max(each[name] for each in spread) for name in ("macro mAP", TOP_1)}
+    if seed_scores:
+        lows = {name: min(each[name] for each in seed_scores) for name in ("macro mAP", TOP_1)}
+        highs = {name: max(each[name] for each in seed_scores) for name in ("macro mAP", TOP_1)}
         over_seeds = (
-            f" Over the {len(spread)} seeds of the student (max over windows): macro mAP "
+            f" Over the {len(seed_scores)} seeds of the student (max over windows): macro mAP "
             f"{lows['macro mAP']:.3f} to {highs['macro mAP']:.3f}, top-1 {lows[TOP_1]:.3f} to "
             f"{highs[TOP_1]:.3f}."
         )
