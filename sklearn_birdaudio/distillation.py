@@ -82,6 +82,17 @@ BIRDNET_LICENSE = "CC BY-NC-SA 4.0"
 #: before the scores are divided by it (a teacher that never hears it does not blow up).
 _SMALLEST_BEST_SCORE = 1e-3
 
+#: The real-valued parameters of DistilledClassifier: their bounds (``check_real``'s
+#: arguments) and what the error message says is expected.
+_POSITIVE = {"min_val": 0, "include_boundaries": "neither"}
+_REAL_PARAMETERS = (
+    ("soft_weight", {"min_val": 0, "max_val": 1}, "in [0, 1]"),
+    ("hop_seconds", _POSITIVE, "a positive number"),
+    ("class_balance", {"min_val": 0, "max_val": 1}, "in [0, 1]"),
+    ("temperature", _POSITIVE, "a positive number"),
+    ("embedding_weight", {"min_val": 0}, "a number >= 0"),
+)
+
 _STUDENT = {
     # the small-data recipe on the teacher's 3-s windows (see make_student)
     "window_seconds": 3.0,
@@ -335,26 +346,9 @@ class DistilledClassifier(ClassifierMixin, BaseEstimator):
         return tags
 
     def _check_params(self) -> None:
-        check_real(
-            self.soft_weight, "soft_weight", min_val=0, max_val=1,
-            message=f"soft_weight must be in [0, 1], got {self.soft_weight!r}.",
-        )  # fmt: skip
-        check_real(
-            self.hop_seconds, "hop_seconds", min_val=0, include_boundaries="neither",
-            message=f"hop_seconds must be a positive number, got {self.hop_seconds!r}.",
-        )  # fmt: skip
-        check_real(
-            self.class_balance, "class_balance", min_val=0, max_val=1,
-            message=f"class_balance must be in [0, 1], got {self.class_balance!r}.",
-        )  # fmt: skip
-        check_real(
-            self.temperature, "temperature", min_val=0, include_boundaries="neither",
-            message=f"temperature must be a positive number, got {self.temperature!r}.",
-        )  # fmt: skip
-        check_real(
-            self.embedding_weight, "embedding_weight", min_val=0,
-            message=f"embedding_weight must be a number >= 0, got {self.embedding_weight!r}.",
-        )  # fmt: skip
+        for name, bounds, expected in _REAL_PARAMETERS:
+            value = getattr(self, name)
+            check_real(value, name, **bounds, message=f"{name} must be {expected}, got {value!r}.")
         check_integer(self.teacher_cv, "teacher_cv", min_val=2, allow_none=True)
         if self.embedding_weight > 0 and self.embedder is None and self.teacher is not None:
             raise ValueError(
