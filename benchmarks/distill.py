@@ -33,7 +33,7 @@ cached in ``--cache``; the first run fills it: an empty folder gives a cold fit)
   their probabilities): how far one fit's scores move with the seed alone, and what an
   ensemble of students would add (at that many times the inference cost).
 - ``--save`` writes the student with :func:`save_model` (what ``speed.py --distilled``
-  and the Pareto figure read).
+  and the Pareto figure read): one student, so not with ``--ablation`` or several seeds.
 - ``--docs`` writes the table between the ``distill`` markers of the given Markdown file
   (``distill-validation`` with ``--validation``; ``-seeds`` appended with ``--seeds``).
 """
@@ -237,6 +237,8 @@ def main() -> None:
     cold = not args.cache.exists() or not any(args.cache.iterdir())
     if args.ablation and args.seeds:
         parser.error("--seeds and --ablation are exclusive: the seeds vary the default student")
+    if args.save and (args.ablation or (args.seeds and len(args.seeds) > 1)):
+        parser.error("--save writes one student: not with --ablation or several --seeds")
     runs = ABLATION if args.ablation else {"distilled student": {}}
     if args.seeds:
         runs = {f"distilled student, seed {seed}": {SEED: seed} for seed in args.seeds}

@@ -1,7 +1,8 @@
 """The Pareto figure: macro mAP against real-time factor for every model the package ships.
 
-Usage (from the repository root, after ``speed.py --json outputs/speed.json`` and
-``distill.py --docs docs/benchmarks.md``)::
+Usage (from the repository root, after ``speed.py --json outputs/speed.json``,
+``accuracy.py --design --seeds 1 --docs docs/benchmarks.md`` and ``distill.py --docs
+docs/benchmarks.md``)::
 
     .venv/bin/python benchmarks/pareto.py [--speed outputs/speed.json]
         [--out docs/images/accuracy_speed.png] [--docs docs/benchmarks.md]
@@ -33,6 +34,10 @@ MODELS = {
         "embeddings", "AttentionCNN pipeline (accuracy.py's recipe",
         "detect(), small-data recipe network", "ours",
     ),
+    "default CNN": (
+        "accuracy-design", "AttentionCNN pipeline, one network", "detect(), default network",
+        "ours",
+    ),
     "distilled student": (
         "distill", "distilled student, max over windows", "detect(), distilled student", "ours",
     ),
@@ -59,12 +64,16 @@ def section(docs: str, name: str) -> str:
 
 
 def test_row(text: str, start: str) -> tuple[float, float, float]:
-    """Macro mAP and its interval from the first table row starting with ``start``."""
+    """Macro mAP and its interval from the first table row starting with ``start`` (bold or
+    not)."""
     for line in text.splitlines():
-        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        cells = [cell.strip().strip("*") for cell in line.strip().strip("|").split("|")]
         if cells and cells[0].startswith(start):
-            # the interval cell; the name may hold brackets too ("weights [1, 1]")
-            interval = re.search(r"\[([\d.]+), ([\d.]+)\]", " | ".join(cells[1:]))
+            # the interval cell (the name may hold brackets too: "weights [1, 1]"), or
+            # accuracy.py's sentence below its tables
+            in_row = re.search(r"\[([\d.]+), ([\d.]+)\]", " | ".join(cells[1:]))
+            below = re.search(r"interval over test recordings: \[([\d.]+), ([\d.]+)\]", text)
+            interval = in_row or below
             return float(cells[1]), float(interval[1]), float(interval[2])
     raise SystemExit(f"docs: no row starting with {start!r}")
 

@@ -252,6 +252,9 @@ class DistilledClassifier(ClassifierMixin, BaseEstimator):
         of the commonest class (see
         :func:`~sklearn_birdaudio.student_training.balanced_repeats`): 0 shows every
         window once, 1 every class about equally often. Unlabelled windows are shown once.
+        With ``embedding_weight > 0`` the principal components of the embedding targets
+        are fitted on the windows as shown, so that they weigh the windows as the epochs
+        do.
     temperature : float, default=1.0
         Distillation temperature: above 1 the student trains with
         :class:`~sklearn_birdaudio.losses.SoftenedBCEWithLogitsLoss`, which makes the
