@@ -21,6 +21,7 @@ from ._validation import check_real
 __all__ = [
     "BackgroundMix",
     "Compose",
+    "FrequencyShift",
     "Mixup",
     "RandomGain",
     "SpecAugment",
@@ -127,6 +128,48 @@ class SpecAugment(torch.nn.Module):
         masked = time[:, None, None, :] | freq[:, None, :, None]
         masked &= ~torch.isnan(spectrograms)
         return torch.where(masked, floor.expand_as(spectrograms), spectrograms), targets
+
+
+class FrequencyShift(torch.nn.Module):
+    """Shift recordings up or down by a random whole number of mel bands.
+
+    Above about 1 kHz mel bands are nearly log-spaced, so a shift of ``k`` bands is
+    close to a pitch shift by a constant ratio (at the package's 128 bands up to 16 kHz,
+    one band is about 3 % of the frequency at 4 kHz): individuals and populations of a
+    species sing a little higher or lower than the recordings at hand. Bands shifted out
+    are dropped; the bands shifted in hold the recording's lowest dB value (its silence
+    floor); padding frames stay padding.
+
+    Parameters
+    ----------
+    max_bands : int, default=4
+        Largest shift, in mel bands, up or down (uniform over ``[-max_bands,
+        max_bands]``).
+    probability : float, default=0.5
+        Share of the batch that is shifted.
+    """
+
+    def __init__(self, max_bands: int = 4, probability: float = 0.5):
+        super().__init__()
+        self.max_bands = int(_check_range("max_bands", max_bands, 0))
+        self.probability = _check_range("probability", probability, 0.0, 1.0)
+
+    def forward(self, spectrograms, targets, generator=None):
+        batch, _, n_mels, n_frames = spectrograms.shape
+        device = spectrograms.device
+        shifts = torch.randint(
+            -self.max_bands, self.max_bands + 1, (batch,), generator=generator, device=device
+        )
+        chosen = torch.rand(batch, generator=generator, device=device) < self.probability
+        shifts = torch.where(chosen, shifts, torch.zeros_like(shifts))
+        sources = torch.arange(n_mels, device=device)[None, :] - shifts[:, None]  # band b <- b - k
+        inside = (sources >= 0) & (sources < n_mels)
+        index = sources.clamp(0, n_mels - 1)[:, None, :, None].expand(-1, 1, -1, n_frames)
+        shifted = torch.gather(spectrograms, 2, index)
+        floor = torch.nan_to_num(spectrograms, nan=torch.inf).amin(dim=(1, 2, 3), keepdim=True)
+        shifted = torch.where(inside[:, None, :, None], shifted, floor.expand_as(shifted))
+        padding = torch.isnan(spectrograms)
+        return torch.where(padding, spectrograms, shifted), targets
 
 
 class Mixup(torch.nn.Module):

@@ -6,13 +6,21 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sklearn_birdaudio.augment import BackgroundMix, Compose, Mixup, RandomGain, SpecAugment
+from sklearn_birdaudio.augment import (
+    BackgroundMix,
+    Compose,
+    FrequencyShift,
+    Mixup,
+    RandomGain,
+    SpecAugment,
+)
 
 AUGMENTATIONS = {
     "gain": lambda: RandomGain(max_db=6.0),
     "specaugment": lambda: SpecAugment(time_masks=2, max_time_fraction=0.2, freq_masks=2),
     "mixup": lambda: Mixup(alpha=0.4, probability=1.0),
     "background": lambda: BackgroundMix(probability=1.0),
+    "frequency shift": lambda: FrequencyShift(max_bands=3, probability=1.0),
 }
 
 
@@ -115,9 +123,34 @@ def test_background_mix_keeps_the_foreground_targets_and_raises_the_level():
     assert gain.mean() > 0
 
 
+@settings(max_examples=25, deadline=None)
+@given(max_bands=st.integers(0, 20), seed=st.integers(0, 2**16))
+def test_frequency_shift_moves_whole_recordings_by_at_most_max_bands(max_bands, seed):
+    spectrograms, targets = batch(n_mels=16, seed=seed % 7)
+    shifted, same = FrequencyShift(max_bands, probability=1.0)(
+        spectrograms, targets, generator(seed)
+    )
+    assert torch.equal(same, targets)
+    padding = torch.isnan(spectrograms)
+    assert torch.equal(torch.isnan(shifted), padding)
+    for row, (before, after) in enumerate(zip(spectrograms, shifted, strict=True)):
+        audio = ~padding[row, 0, 0]  # the recording's audio frames
+        before, after = before[0][:, audio], after[0][:, audio]
+        floor = before.min()
+        matches = []
+        for shift in range(-min(max_bands, 16), min(max_bands, 16) + 1):
+            expected = torch.full_like(before, floor.item())
+            if shift >= 0:
+                expected[shift:] = before[: 16 - shift]
+            else:
+                expected[:shift] = before[-shift:]
+            matches.append(torch.equal(after, expected))
+        assert any(matches)  # a shift within the bound explains the row
+
+
 def test_probability_zero_changes_nothing():
     spectrograms, targets = batch()
-    for module in (Mixup(probability=0.0), BackgroundMix(probability=0.0)):
+    for module in (Mixup(probability=0.0), BackgroundMix(probability=0.0), FrequencyShift(4, 0.0)):
         out, out_targets = module(spectrograms, targets, generator())
         assert torch.equal(torch.nan_to_num(out), torch.nan_to_num(spectrograms))
         assert torch.equal(out_targets, targets)
@@ -142,6 +175,8 @@ def test_compose_applies_in_order():
         (lambda: Mixup(targets="max"), "targets"),
         (lambda: BackgroundMix(min_db=10, max_db=5), "max_db"),
         (lambda: BackgroundMix(probability=2), "probability"),
+        (lambda: FrequencyShift(max_bands=-1), "max_bands"),
+        (lambda: FrequencyShift(probability=1.5), "probability"),
     ],
 )
 def test_bad_parameters_are_named(factory, message):
