@@ -69,6 +69,7 @@ ABLATION = {
     "soft + hard labels (soft_weight=0.7)": BASE,
     "soft labels only (soft_weight=1)": {**BASE, "soft_weight": 1.0},
     "student 32 filters": {**BASE, "student__cnn__module__base_filters": 32},
+    "student 64 filters": {**BASE, "student__cnn__module__base_filters": 64},
     "windows every 3 s (half the crops)": {**BASE, "hop_seconds": 3.0},
     "40 epochs (the default now)": {"student__cnn__max_epochs": 40},
     "40 epochs, localised labels (localise_labels=True)": {
