@@ -17,6 +17,7 @@ from __future__ import annotations
 import torch
 
 from ._validation import check_real
+from .log_mel import silence_floor
 
 __all__ = [
     "BackgroundMix",
@@ -39,11 +40,6 @@ def _check_range(name: str, value, low: float, high: float | None = None) -> flo
 
 def _uniform(shape, low: float, high: float, generator, device) -> torch.Tensor:
     return low + (high - low) * torch.rand(shape, generator=generator, device=device)
-
-
-def _silence_floor(spectrograms: torch.Tensor) -> torch.Tensor:
-    """Each recording's lowest dB value over its audio (padding left out), ``(batch, 1, 1, 1)``."""
-    return torch.nan_to_num(spectrograms, nan=torch.inf).amin(dim=(1, 2, 3), keepdim=True)
 
 
 def _power(decibels: torch.Tensor) -> torch.Tensor:
@@ -124,7 +120,7 @@ class SpecAugment(torch.nn.Module):
     def forward(self, spectrograms, targets, generator=None):
         batch, _, n_mels, n_frames = spectrograms.shape
         device = spectrograms.device
-        floor = _silence_floor(spectrograms)
+        floor = silence_floor(spectrograms)
         max_frames = int(self.max_time_fraction * n_frames)
         time = self._masks(self.time_masks, max_frames, n_frames, batch, generator, device)
         freq = self._masks(
@@ -171,7 +167,7 @@ class FrequencyShift(torch.nn.Module):
         inside = (sources >= 0) & (sources < n_mels)
         index = sources.clamp(0, n_mels - 1)[:, None, :, None].expand(-1, 1, -1, n_frames)
         shifted = torch.gather(spectrograms, 2, index)
-        floor = _silence_floor(spectrograms)
+        floor = silence_floor(spectrograms)
         shifted = torch.where(inside[:, None, :, None], shifted, floor.expand_as(shifted))
         padding = torch.isnan(spectrograms)
         return torch.where(padding, spectrograms, shifted), targets

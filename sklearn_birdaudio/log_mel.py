@@ -14,7 +14,7 @@ import torch
 
 from ._deprecation import deprecate_positional
 
-__all__ = ["LogMelSpectrogram", "n_frames_for", "valid_frames"]
+__all__ = ["LogMelSpectrogram", "n_frames_for", "silence_floor", "valid_frames"]
 
 AMIN = 1e-10  # librosa.power_to_db's floor on power before the logarithm
 FFT_DTYPES = {"float64": torch.float64, "float32": torch.float32}
@@ -24,6 +24,30 @@ MEL_GROUP = 32  # mel filters per matrix product (measured fastest of 8 to 64 at
 def n_frames_for(n_samples, n_fft: int, hop_length: int):
     """Number of centred STFT frames librosa produces for ``n_samples`` samples."""
     return 1 + (n_samples + 2 * (n_fft // 2) - n_fft) // hop_length
+
+
+def silence_floor(spectrograms: torch.Tensor) -> torch.Tensor:
+    """Each spectrogram's lowest dB value over its audio, NaN padding left out.
+
+    What stands for silence where a spectrogram has no audio: SpecAugment's masks,
+    the bands a frequency shift vacates, and the network's view of padding.
+
+    Parameters
+    ----------
+    spectrograms : Tensor of shape (batch, n_channels, n_mels, n_frames)
+
+    Returns
+    -------
+    floor : Tensor of shape (batch, 1, 1, 1)
+
+    Examples
+    --------
+    >>> import torch
+    >>> batch = torch.tensor([[[[-20.0, -80.0, float("nan")]]]])
+    >>> silence_floor(batch).flatten().tolist()
+    [-80.0]
+    """
+    return torch.nan_to_num(spectrograms, nan=torch.inf).amin(dim=(1, 2, 3), keepdim=True)
 
 
 def valid_frames(spectrograms: np.ndarray) -> np.ndarray:

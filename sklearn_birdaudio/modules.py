@@ -22,6 +22,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from ._deprecation import deprecate_positional
 from ._validation import check_integer, check_real
+from .log_mel import silence_floor
 
 __all__ = [
     "AttentionCNN",
@@ -317,8 +318,9 @@ class AttentionCNN(nn.Module):
         if padded:
             # Padding becomes each clip's quietest value (silence), so convolutions near
             # the end of a recording see what zero-padded audio would give.
-            floor = torch.nan_to_num(spectrograms, nan=torch.inf).amin(dim=(1, 2, 3), keepdim=True)
-            inputs = torch.where(torch.isnan(spectrograms), floor, spectrograms)
+            inputs = torch.where(
+                torch.isnan(spectrograms), silence_floor(spectrograms), spectrograms
+            )
         inputs = self.input_norm(inputs.transpose(1, 2)).transpose(1, 2)
         features = self.blocks(self.stem(inputs))
         # Average frequency away; contiguous, so that attention projects all steps in one
