@@ -152,6 +152,11 @@ def row(name: str, scores: dict, interval, fit_seconds: float | None, windows) -
     )
 
 
+def integers(text: str) -> list[int]:
+    """Comma-separated integers (``--seeds``, ``--rows``), e.g. ``"1,2,3"``."""
+    return [int(item) for item in text.split(",")]
+
+
 def cross_validate(args) -> None:
     """5-fold CV over all recordings: each fold's student scored on its held-out fifth."""
     from sklearn.model_selection import StratifiedKFold
@@ -201,11 +206,11 @@ def main() -> None:
         "and the student on its own training recordings",
     )  # fmt: skip
     parser.add_argument(
-        "--seeds", type=lambda text: [int(i) for i in text.split(",")],
+        "--seeds", type=integers,
         help="one student per seed (comma-separated), and the soft vote of them all",
     )  # fmt: skip
     parser.add_argument(
-        "--rows", type=lambda text: [int(i) for i in text.split(",")],
+        "--rows", type=integers,
         help="with --ablation: only these rows of ABLATION (0-based, comma-separated)",
     )  # fmt: skip
     parser.add_argument(

@@ -71,9 +71,9 @@ def test_row(text: str, start: str) -> tuple[float, float, float]:
         if cells and cells[0].startswith(start):
             # the interval cell (the name may hold brackets too: "weights [1, 1]"), or
             # accuracy.py's sentence below its tables
-            in_row = re.search(r"\[([\d.]+), ([\d.]+)\]", " | ".join(cells[1:]))
-            below = re.search(r"interval over test recordings: \[([\d.]+), ([\d.]+)\]", text)
-            interval = in_row or below
+            interval = re.search(r"\[([\d.]+), ([\d.]+)\]", " | ".join(cells[1:])) or (
+                re.search(r"interval over test recordings: \[([\d.]+), ([\d.]+)\]", text)
+            )
             return float(cells[1]), float(interval[1]), float(interval[2])
     raise SystemExit(f"docs: no row starting with {start!r}")
 
