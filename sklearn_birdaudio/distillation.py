@@ -38,6 +38,7 @@ student does.
 from __future__ import annotations
 
 import datetime
+import functools
 import hashlib
 import logging
 import pickle
@@ -458,9 +459,10 @@ class DistilledClassifier(ClassifierMixin, BaseEstimator):
                 for index, (source, fold_teacher) in enumerate(zip(inputs, teachers, strict=True)):
                     name = _input_name(source, index)
                     cut, seconds = _windows_of(front, source, window_frames, hop_frames)
+                    waveform_at = _waveform_reader(source, spec)  # read once for both
                     soft = self._window_outputs(
                         fold_teacher.predict_proba, ("teacher", keys[id(fold_teacher)]),
-                        source, name, seconds, window, rate, spec,
+                        source, name, seconds, window, rate, waveform_at,
                     )  # fmt: skip
                     labels = hard[index] if part == 0 else np.zeros(len(self.classes_))
                     if part == 0:
@@ -468,7 +470,7 @@ class DistilledClassifier(ClassifierMixin, BaseEstimator):
                     if self.embedder_ is not None:
                         embedding = self._window_outputs(
                             self.embedder_.transform, ("embedder", embedder_key), source,
-                            name, seconds, window, embedder_rate, spec,
+                            name, seconds, window, embedder_rate, waveform_at,
                         )  # fmt: skip
                         embeddings.append(embedding)
                     windows.append(cut)
@@ -555,16 +557,15 @@ class DistilledClassifier(ClassifierMixin, BaseEstimator):
             return {"criterion": MaskedBCEWithLogitsLoss}
         return {}
 
-    def _window_outputs(self, method, tag, source, name, seconds, window, rate, spec):
+    def _window_outputs(self, method, tag, source, name, seconds, window, rate, waveform_at):
         """``method`` of one input's windows as waveforms at ``rate``: ``(n_windows, n)``.
 
         Cached in ``memory`` under ``tag`` (what computes, and the hash of it fitted), the
-        input and the windows.
+        input and the windows; ``waveform_at(rate)`` reads the input when they are not.
         """
 
         def compute():
-            source_rate = None if _is_path(source) else spec.waveform_rate
-            waveform = load_audio(source, sample_rate=rate, source_rate=source_rate)
+            waveform = waveform_at(rate)
             length = int(round(window * rate))
             cuts = [waveform[int(round(t * rate)) :][:length] for t in seconds]
             return np.asarray(method(cuts), dtype=np.float64).reshape(len(cuts), -1)
@@ -658,7 +659,7 @@ class DistilledClassifier(ClassifierMixin, BaseEstimator):
             _, seconds = _windows_of(front, source, spec.frames(window), max(hop, 1))
             scores = self._window_outputs(
                 self.teacher_.predict_proba, key, source, _input_name(source, index), seconds,
-                window, _waveform_rate(self.teacher_, spec), spec,
+                window, _waveform_rate(self.teacher_, spec), _waveform_reader(source, spec),
             )  # fmt: skip
             rows.append(aggregate(scores, axis=0))
         return np.stack(rows)
@@ -673,6 +674,18 @@ def _waveform_rate(estimator, spec) -> int:
     """The rate ``estimator`` (a frozen one's own) takes waveforms at; else ``spec``'s."""
     own = get_audio_spec(getattr(estimator, "estimator", estimator))
     return spec.waveform_rate if own is None else own.waveform_rate
+
+
+def _waveform_reader(source, spec):
+    """``rate -> waveform`` of one input, read (and resampled) once per rate asked for.
+
+    A waveform input is at ``spec``'s rate; a path is decoded on the first call only, so
+    the teacher and the embedder of one recording share a read when both are not cached.
+    """
+    source_rate = None if _is_path(source) else spec.waveform_rate
+    return functools.cache(
+        lambda rate: load_audio(source, sample_rate=rate, source_rate=source_rate)
+    )
 
 
 def _fingerprint(teacher) -> str:
