@@ -25,6 +25,7 @@ from sklearn_birdaudio import (
     VotingClassifier,
     detect,
     load_model,
+    model_saved_at,
     save_model,
 )
 from sklearn_birdaudio.augment import SpecAugment
@@ -44,12 +45,17 @@ def public_params(model) -> dict:
 
 
 def file_parts(path) -> tuple[dict, bytes]:
-    """A safetensors file's header (model description parsed) and its tensor bytes."""
+    """A safetensors file's header (model description parsed) and its tensor bytes.
+
+    The save time is left out: two saves a moment apart may fall in different seconds.
+    """
     content = path.read_bytes()
     header_size = int.from_bytes(content[:8], "little")
     header = json.loads(content[8 : 8 + header_size])
     # The metadata's key order varies from save to save, so compare it parsed.
     header["__metadata__"]["model"] = json.loads(header["__metadata__"]["model"])
+    assert model_saved_at(path) is not None  # a well-formed time, then dropped
+    del header["__metadata__"]["saved_at"]
     return header, content[8 + header_size :]
 
 
