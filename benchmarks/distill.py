@@ -157,6 +157,11 @@ def row(name: str, scores: dict, interval, fit_seconds: float | None, windows) -
     )
 
 
+def settings_of(args) -> str:
+    """The ``--set`` parameters as a table's caption names them (``"defaults"`` if none)."""
+    return ", ".join(f"{key}={value!r}" for key, value in args.set) or "defaults"
+
+
 def integers(text: str) -> list[int]:
     """Comma-separated integers (``--seeds``, ``--rows``), e.g. ``"1,2,3"``."""
     return [int(item) for item in text.split(",")]
@@ -216,7 +221,7 @@ def learning_curve(args, X_fit, Y_fit, primary_fit, X_score, Y_score, primary, u
             f"{teacher[TOP_1]:.3f} | {np.mean(seconds) / 60:.1f} min |"
         )
         print(rows[-1], flush=True)
-    settings = ", ".join(f"{key}={value!r}" for key, value in args.set) or "defaults"
+    settings = settings_of(args)
     text = "\n".join([
         f"{platform.machine()}, {os.cpu_count()} cores. DistilledClassifier ({settings}), fitted "
         f"on nested subsets of the validation split's fit part (each species' share, at least "
@@ -256,7 +261,7 @@ def cross_validate(args) -> None:
         rows.append(f"| distilled student, {aggregation} over windows | {cells} | "
                     f"{spread:.3f} | {np.mean(seconds) / 60:.1f} min |")  # fmt: skip
         print(rows[-1], flush=True)
-    settings = ", ".join(f"{key}={value!r}" for key, value in args.set) or "defaults"
+    settings = settings_of(args)
     header = "| model | " + " | ".join(names) + " | macro mAP std over folds | fit per fold |"
     text = "\n".join([
         f"{platform.machine()}, {os.cpu_count()} cores. DistilledClassifier ({settings}), 5-fold "
@@ -360,7 +365,7 @@ def main() -> None:
     header = "| model | " + " | ".join(scores) + " | macro mAP 95 % bootstrap | fit | windows |"
     rule = "|---|" + "---|" * (len(scores) + 3)
     where = "20 % of train (validation)" if args.validation else "the 71 test recordings"
-    settings = ", ".join(f"{key}={value!r}" for key, value in args.set) or "defaults"
+    settings = settings_of(args)
     over_seeds = ""
     if seed_scores:
         lows = {name: min(each[name] for each in seed_scores) for name in ("macro mAP", TOP_1)}
